@@ -1,0 +1,6 @@
+import neo from 'neostandard'
+
+export default [
+  ...neo({ ts: true }),
+  { ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**'] }
+]
