@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Thin shim over the compiled CLI (src/cli.ts → dist/src/cli.js); run `npm run build` first.
+let cli
+try {
+  cli = await import('../dist/src/cli.js')
+} catch (err) {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist')) {
+    process.stderr.write('portcullis: dist/ is missing; run `npm run build` first\n')
+    process.exit(1)
+  }
+  throw err
+}
+process.exitCode = await cli.main(process.argv.slice(2))

@@ -1,0 +1,45 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import { normaliseTarget } from '../src/lib/path.js'
+import { badPath, badRequest, internalError, isGatewayError, routeNotFound, type GatewayError } from '../src/lib/errors.js'
+
+/** Turns any error into the SPEC's JSON body; unknown errors become a 500 that reveals nothing. */
+export function toGatewayError (err: FastifyError | GatewayError | Error): GatewayError {
+  if (isGatewayError(err)) return err
+  const e = err as FastifyError
+  if (e.validation !== undefined) return badRequest(e.message)
+  if (e.code === 'FST_ERR_BAD_URL') return badPath('invalid percent-encoding')
+  // Fastify's own 4xx (bad content length, unsupported media type, body too large) are safe to pass on.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && typeof e.code === 'string') {
+    return Object.assign(new Error(e.message), { code: e.code, statusCode: e.statusCode }) as GatewayError
+  }
+  return internalError()
+}
+
+/** Sends an error as `{statusCode, code, error, message}` with its headers. */
+export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply {
+  if (err.headers !== undefined) reply.headers(err.headers)
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send({
+    statusCode: err.statusCode,
+    code: err.code,
+    error: STATUS_CODES[err.statusCode] ?? 'Error',
+    message: err.message
+  })
+}
+
+/**
+ * The root error and not-found handlers. A target that the router did not match is normalised
+ * first, so an absolute-form or otherwise unsafe target is a 400 BAD_PATH, not a 404.
+ */
+export default fp(async function errorsPlugin (app) {
+  app.setErrorHandler(function gatewayErrorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const gwErr = toGatewayError(err)
+    if (gwErr.statusCode >= 500 && gwErr.code === 'INTERNAL_ERROR') request.log.error({ err }, 'unhandled error')
+    return sendError(reply, gwErr)
+  })
+  app.setNotFoundHandler(function gatewayNotFound (request: FastifyRequest, reply: FastifyReply) {
+    const normalised = normaliseTarget(request.raw.url ?? '')
+    return sendError(reply, normalised.ok ? routeNotFound() : badPath(normalised.reason))
+  })
+}, { name: 'portcullis-errors', fastify: '5.x' })

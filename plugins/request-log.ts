@@ -1,0 +1,28 @@
+import fp from 'fastify-plugin'
+
+/**
+ * Exactly one `info` line per request, written when the response is done: request id, method,
+ * the normalised path (never the query string, which a careless client may fill with secrets),
+ * route prefix, status and latency. Token id and rate-limit result are added when known.
+ */
+export default fp(async function requestLogPlugin (app) {
+  app.addHook('onResponse', async (request, reply) => {
+    const target = request.target
+    request.log.info({
+      method: request.method,
+      path: target?.path ?? pathOnly(request.raw.url),
+      route: target?.route.prefix ?? null,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+      upstreamFailure: request.upstreamFailure ?? undefined
+    }, 'request')
+  })
+}, { name: 'portcullis-request-log', fastify: '5.x' })
+
+/** The raw path without its query, capped: a refused request's target is untrusted input. */
+function pathOnly (url: string | undefined): string {
+  const u = url ?? ''
+  const q = u.indexOf('?')
+  const p = q === -1 ? u : u.slice(0, q)
+  return p.length > 256 ? p.slice(0, 256) + '…' : p
+}

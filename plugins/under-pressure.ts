@@ -1,0 +1,56 @@
+import fp from 'fastify-plugin'
+import underPressure, { TYPE_HEALTH_CHECK } from '@fastify/under-pressure'
+import { storeUnavailable, underPressure as underPressureError } from '../src/lib/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Which under-pressure check is failing right now (for /readyz), or null. */
+    underPressureReason: () => string | null
+  }
+  interface FastifyContextConfig {
+    /** Probe routes opt out so Kubernetes sees the truth instead of a blanket 503. */
+    pressureHandler?: () => undefined
+  }
+}
+
+/** Lets a route (health, metrics) answer even while the gateway is under pressure. */
+export const exemptFromPressure = { pressureHandler: (): undefined => undefined }
+
+/**
+ * Load shedding: event-loop delay/utilisation, heap and RSS thresholds from the environment
+ * (0 = off), plus Redis PING as the external health check. Shed requests get 503 with
+ * Retry-After; when the failing check is Redis, the code is STORE_UNAVAILABLE.
+ */
+export default fp(async function underPressurePlugin (app) {
+  const p = app.config.pressure
+  let redisHealthy = true
+  await app.register(underPressure, {
+    maxEventLoopDelay: p.maxEventLoopDelayMs,
+    maxEventLoopUtilization: p.maxEventLoopUtilization,
+    maxHeapUsedBytes: p.maxHeapUsedBytes,
+    maxRssBytes: p.maxRssBytes,
+    healthCheckInterval: 1000,
+    healthCheck: async () => {
+      try {
+        redisHealthy = await app.redisClient.ping() === 'PONG'
+      } catch {
+        redisHealthy = false
+      }
+      return redisHealthy
+    },
+    // A rejected promise goes to the error handler, which answers in the SPEC's shape.
+    pressureHandler: async (_request, _reply, type) => {
+      throw type === TYPE_HEALTH_CHECK ? storeUnavailable() : underPressureError(type)
+    }
+  })
+
+  app.decorate('underPressureReason', (): string | null => {
+    if (!app.isUnderPressure()) return null
+    if (!redisHealthy) return 'redis'
+    const m = app.memoryUsage()
+    if (p.maxEventLoopDelayMs > 0 && m.eventLoopDelay > p.maxEventLoopDelayMs) return `eventLoopDelay ${Math.round(m.eventLoopDelay)} ms`
+    if (p.maxHeapUsedBytes > 0 && m.heapUsed > p.maxHeapUsedBytes) return `heapUsedBytes ${m.heapUsed}`
+    if (p.maxRssBytes > 0 && m.rssBytes > p.maxRssBytes) return `rssBytes ${m.rssBytes}`
+    return `eventLoopUtilization ${m.eventLoopUtilized.toFixed(2)}`
+  })
+}, { name: 'portcullis-under-pressure', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis'] })

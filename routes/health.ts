@@ -1,0 +1,47 @@
+/**
+ * Kubernetes probes. /healthz says the process runs; /readyz says this instance should get
+ * traffic: Redis answers PING, it is not draining, and it is not under pressure.
+ */
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { exemptFromPressure } from '../plugins/under-pressure.js'
+
+const HealthBody = Type.Object({ status: Type.Literal('ok') })
+const ReadyBody = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
+  reason: Type.Optional(Type.String({ description: 'Which check failed: redis, shutting_down or under_pressure' }))
+})
+
+/** Registers GET /healthz and GET /readyz. */
+export default async function healthRoutes (app: FastifyInstance): Promise<void> {
+  app.get('/healthz', {
+    config: exemptFromPressure,
+    schema: { tags: ['health'], summary: 'Liveness: 200 while the process runs', response: { 200: HealthBody } }
+  }, async () => ({ status: 'ok' as const }))
+
+  app.get('/readyz', {
+    config: exemptFromPressure,
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: Redis answers, not draining, not under pressure',
+      response: { 200: ReadyBody, 503: ReadyBody }
+    }
+  }, async (_request, reply) => {
+    const reason = await notReadyReason(app)
+    if (reason === null) return { status: 'ready' as const }
+    reply.code(503).header('retry-after', '1')
+    return { status: 'unavailable' as const, reason }
+  })
+}
+
+async function notReadyReason (app: FastifyInstance): Promise<string | null> {
+  if (app.lifecycle.draining) return 'shutting_down'
+  const pressure = app.underPressureReason()
+  if (pressure !== null) return `under_pressure: ${pressure}`
+  try {
+    await app.redisClient.ping()
+    return null
+  } catch (err) {
+    return `redis: ${(err as Error).message}`
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The proxy surface: every method on every configured route prefix, in its own encapsulated scope
+ * so its pass-through body parser and hooks affect nothing else. Hooks run in a fixed order:
+ * path (400) → route (404) → token (401/403) → limit (429) → upstream (502/504).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import replyFrom from '@fastify/reply-from'
+import { Agent } from 'undici'
+import { normaliseTarget } from '../src/lib/path.js'
+import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
+import { badPath, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { upstreamRequestHeaders, downstreamResponseHeaders } from '../src/lib/forward-headers.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Where this request goes: set by the first proxy hook, read by auth, rate limit, logging. */
+    target: ProxyTarget | null
+    /** Set when the upstream failed, for the request log and metrics. */
+    upstreamFailure: UpstreamFailureKind | null
+  }
+}
+
+/** The authorised and forwarded request line: `path` is exactly what the upstream receives. */
+export interface ProxyTarget { route: RouteConfig, path: string, query: string }
+
+/** Kinds of upstream failure, used in logs and metric labels (a small fixed set). */
+export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol'
+
+/** Classifies an error reported by reply-from/undici. */
+export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): UpstreamFailureKind {
+  const code = (err.cause as { code?: string } | undefined)?.code ?? err.code ?? ''
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT' ||
+    code === 'FST_REPLY_FROM_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout'
+  if (code === 'ECONNREFUSED') return 'refused'
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset'
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns'
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SELF_SIGNED')) return 'tls'
+  return 'protocol'
+}
+
+const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
+  refused: 'refused the connection',
+  reset: 'reset the connection',
+  dns: 'host could not be resolved',
+  tls: 'TLS certificate could not be verified',
+  protocol: 'answered with something that is not valid HTTP'
+}
+
+const noRetry = (): null => null
+
+/** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
+export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
+  const table = new RouteTable(app.config.routes)
+  // One undici Agent for every upstream, TLS verified (reply-from's default would not verify).
+  const agent = new Agent({ connect: { rejectUnauthorized: true }, connections: 128, pipelining: 1 })
+  app.addHook('onClose', async () => { await agent.close() })
+
+  // Bodies are handed to reply-from as the raw stream: nothing is parsed or buffered here.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+  await app.register(replyFrom, { undici: agent as never, disableRequestLogging: true })
+
+  app.decorateRequest('target', null)
+  app.decorateRequest('upstreamFailure', null)
+
+  app.addHook('onRequest', async function resolveTarget (request: FastifyRequest) {
+    const normalised = normaliseTarget(request.raw.url ?? '')
+    if (!normalised.ok) throw badPath(normalised.reason)
+    const route = table.match(normalised.path)
+    if (route === undefined) throw routeNotFound()
+    request.target = { route, path: normalised.path, query: normalised.query }
+  })
+
+  const trustProxy = app.config.trustProxy !== false
+  app.route({
+    method: app.supportedMethods,
+    url: '/*',
+    handler (request: FastifyRequest, reply: FastifyReply) {
+      const target = request.target as ProxyTarget
+      const { route } = target
+      return reply.from(route.upstream + target.path, {
+        timeout: route.timeoutMs,
+        retryDelay: noRetry,
+        rewriteRequestHeaders: (req, headers) => upstreamRequestHeaders(headers, req.headers, {
+          remoteAddress: req.raw.socket.remoteAddress ?? '',
+          protocol: req.protocol,
+          host: req.headers.host ?? '',
+          trustProxy,
+          requestId: req.id,
+          consumerId: null
+        }),
+        rewriteHeaders: (headers) => downstreamResponseHeaders(headers),
+        onError: (rep, { error }) => {
+          const kind = classifyUpstreamError(error)
+          request.upstreamFailure = kind
+          rep.send(kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind]))
+        }
+      })
+    }
+  })
+}

@@ -1,0 +1,67 @@
+/**
+ * buildApp(config): the whole gateway, built the same way by production (src/server.ts) and by
+ * the tests. Plugins and routes are registered in one visible order.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { Config } from './lib/config.js'
+import type { RedisClient } from './redis-client.js'
+import { acceptableRequestId } from './lib/forward-headers.js'
+import { badPath } from './lib/errors.js'
+import configPlugin from '../plugins/config.js'
+import errorsPlugin, { sendError } from '../plugins/errors.js'
+import redisPlugin from '../plugins/redis.js'
+import shutdownPlugin from '../plugins/shutdown.js'
+import underPressurePlugin from '../plugins/under-pressure.js'
+import requestLogPlugin from '../plugins/request-log.js'
+import healthRoutes from '../routes/health.js'
+import proxyRoutes from '../routes/proxy.js'
+
+export interface BuildOptions {
+  /** A ready Redis client; when absent the redis plugin makes one from the config. */
+  redis?: RedisClient
+  /** Where log lines go (tests capture them); default stdout. */
+  logStream?: NodeJS.WritableStream
+}
+
+/** Paths redacted from every log line: the token must never reach a log. */
+export const LOG_REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', '*.authorization', 'api_key', '*.api_key']
+
+/** Builds the gateway; call `listen` (src/server.ts) or `inject` on the result. */
+export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const fastifyOptions: FastifyServerOptions = {
+    logger: {
+      level: config.logLevel,
+      redact: { paths: LOG_REDACT, censor: '[redacted]' },
+      ...(opts.logStream === undefined ? {} : { stream: opts.logStream })
+    },
+    logController: new LogController({ disableRequestLogging: true }), // plugins/request-log.ts writes one line per request
+    genReqId: (req: IncomingMessage) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
+    trustProxy: config.trustProxy as boolean | string | string[], // a hop count works too (proxy-addr), the types lag
+    return503OnClosing: false, // plugins/shutdown.ts serves in-flight keep-alive requests with Connection: close
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 72_000, // above the 60 s idle timeout of common load balancers
+    requestTimeout: 0, // uploads stream for as long as they need; UPSTREAM_TIMEOUT_MS guards the upstream side
+    connectionTimeout: 0,
+    routerOptions: { maxParamLength: 8192 },
+    // The router refuses some targets (bad percent-encoding) before any hook runs: answer and log here.
+    frameworkErrors: (err, req, reply) => {
+      const gwErr = badPath(err.code === 'FST_ERR_BAD_URL' ? 'invalid percent-encoding' : err.message)
+      req.log.info({ method: req.method, status: gwErr.statusCode, code: gwErr.code }, 'request')
+      return sendError(reply, gwErr)
+    }
+  }
+  const app = Fastify(fastifyOptions)
+
+  await app.register(configPlugin, { config })
+  await app.register(errorsPlugin)
+  await app.register(requestLogPlugin)
+  await app.register(shutdownPlugin)
+  await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
+  await app.register(underPressurePlugin)
+
+  await app.register(healthRoutes)
+  await app.register(proxyRoutes)
+  return app
+}

@@ -1,0 +1,88 @@
+/**
+ * Every answer the gateway makes itself comes from this module: one error class per SPEC code.
+ * Fastify's error handler turns them into `{statusCode, code, error, message}` and applies
+ * `headers` (WWW-Authenticate, Retry-After) from the error object.
+ */
+import createError from '@fastify/error'
+
+type Headers = Record<string, string>
+
+/** An error the gateway answers with; `headers` are sent with the answer. */
+export interface GatewayError extends Error {
+  code: string
+  statusCode: number
+  headers?: Headers
+}
+
+const BadPath = createError('BAD_PATH', 'Path cannot be normalised safely: %s', 400)
+const RouteNotFound = createError('ROUTE_NOT_FOUND', 'No route for this path', 404)
+const TokenMissing = createError('TOKEN_MISSING', 'A bearer token is required: Authorization: Bearer <token>', 401)
+const TokenInvalid = createError('TOKEN_INVALID', '%s', 401)
+const TokenExpired = createError('TOKEN_EXPIRED', 'The token has expired', 401)
+const RouteForbidden = createError('ROUTE_FORBIDDEN', 'The token may not call %s %s', 403)
+const RateLimited = createError('RATE_LIMITED', 'Rate limit exceeded; retry in %d s', 429)
+const UpstreamError = createError('UPSTREAM_ERROR', 'The upstream %s', 502)
+const UpstreamTimeout = createError('UPSTREAM_TIMEOUT', 'The upstream did not answer within %d ms', 504)
+const StoreUnavailable = createError('STORE_UNAVAILABLE', 'The token store is unavailable; retry shortly', 503)
+const ShuttingDown = createError('SHUTTING_DOWN', 'The gateway is shutting down; retry on another instance', 503)
+const UnderPressure = createError('UNDER_PRESSURE', 'The gateway is under pressure (%s); retry shortly', 503)
+const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', 'The admin API needs Authorization: Bearer $ADMIN_TOKEN', 401)
+const NotFound = createError('NOT_FOUND', '%s', 404)
+const BadRequest = createError('BAD_REQUEST', '%s', 400)
+const Internal = createError('INTERNAL_ERROR', 'Internal Server Error', 500)
+
+const bearerChallenge = (error?: string): Headers =>
+  ({ 'www-authenticate': error === undefined ? 'Bearer' : `Bearer error="${error}"` })
+
+function withHeaders<E extends Error> (err: E, headers: Headers): E & { headers: Headers } {
+  return Object.assign(err, { headers })
+}
+
+/** 400: the request target cannot be normalised safely (SPEC §6). */
+export const badPath = (reason: string): GatewayError => new BadPath(reason)
+/** 404: no configured route prefix covers the path. */
+export const routeNotFound = (): GatewayError => new RouteNotFound()
+/** 401: no Authorization header at all. */
+export const tokenMissing = (): GatewayError => withHeaders(new TokenMissing(), bearerChallenge())
+/** 401: malformed, unknown or revoked token; `detail` never contains the token itself. */
+export const tokenInvalid = (detail = 'The token is invalid, unknown or revoked'): GatewayError =>
+  withHeaders(new TokenInvalid(detail), bearerChallenge('invalid_token'))
+/** 401: the token's expires_at has passed. */
+export const tokenExpired = (): GatewayError => withHeaders(new TokenExpired(), bearerChallenge('invalid_token'))
+/** 403: the token's allowed_routes do not cover this method and normalised path. */
+export const routeForbidden = (method: string, path: string): GatewayError =>
+  new RouteForbidden(method, path.length > 200 ? path.slice(0, 200) + '…' : path)
+/** 429: over the token's limit; `retryAfter` in whole seconds. */
+export const rateLimited = (retryAfter: number, headers: Headers): GatewayError =>
+  withHeaders(new RateLimited(retryAfter), { ...headers, 'retry-after': String(retryAfter) })
+/** 502: the upstream refused, reset or answered garbage; `what` says which. */
+export const upstreamError = (what: string): GatewayError => new UpstreamError(what)
+/** 504: no response head from the upstream within the route's timeout. */
+export const upstreamTimeout = (timeoutMs: number): GatewayError => new UpstreamTimeout(timeoutMs)
+/** 503: Redis did not answer; authentication never fails open. */
+export const storeUnavailable = (retryAfter = 1): GatewayError =>
+  withHeaders(new StoreUnavailable(), { 'retry-after': String(retryAfter) })
+/** 503: the process is draining after SIGTERM. */
+export const shuttingDown = (): GatewayError =>
+  withHeaders(new ShuttingDown(), { 'retry-after': '1', connection: 'close' })
+/** 503: under-pressure tripped one of its thresholds. */
+export const underPressure = (what: string, retryAfter = 1): GatewayError =>
+  withHeaders(new UnderPressure(what), { 'retry-after': String(retryAfter) })
+/** 401 from the admin API. */
+export const adminUnauthorized = (): GatewayError => withHeaders(new AdminUnauthorized(), bearerChallenge())
+/** 404 with a specific message (admin API: unknown token id, or the admin API is disabled). */
+export const notFound = (message: string): GatewayError => new NotFound(message)
+/** 400 with a specific message (admin API: invalid body). */
+export const badRequest = (message: string): GatewayError => new BadRequest(message)
+/** 500 that reveals nothing about its cause. */
+export const internalError = (): GatewayError => new Internal()
+
+/** True for errors made by this module (or shaped like them), which are safe to show to clients. */
+export function isGatewayError (err: unknown): err is GatewayError {
+  return err instanceof Error && typeof (err as GatewayError).code === 'string' &&
+    typeof (err as GatewayError).statusCode === 'number' && GATEWAY_CODES.has((err as GatewayError).code)
+}
+
+const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED',
+  'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN',
+  'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR'])

@@ -1,0 +1,81 @@
+/**
+ * Header rules of SPEC §6, as pure functions over Node's lower-cased header objects. The gateway
+ * sets its own headers after stripping, so a client naming them in `Connection` cannot remove them.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy proxy ones; never forwarded either way. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-authorization',
+  'proxy-connection', 'proxy-authenticate', 'transfer-encoding'])
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
+
+/** The client's X-Request-Id when it is 1–128 chars of [A-Za-z0-9._-] and sent once, else null. */
+export function acceptableRequestId (value: string | string[] | undefined): string | null {
+  return typeof value === 'string' && REQUEST_ID.test(value) ? value : null
+}
+
+/** Header names listed in `Connection` (comma-separated, any case), which are hop-by-hop too. */
+export function connectionListed (value: string | string[] | undefined): string[] {
+  if (value === undefined) return []
+  const joined = Array.isArray(value) ? value.join(',') : value
+  const names: string[] = []
+  for (const part of joined.split(',')) {
+    const name = part.trim().toLowerCase()
+    if (name !== '') names.push(name)
+  }
+  return names
+}
+
+export interface ForwardContext {
+  /** Socket peer address of the client (or of the last proxy). */
+  remoteAddress: string
+  /** `http` or `https` as seen by the gateway. */
+  protocol: string
+  /** The Host the client addressed. */
+  host: string
+  /** TRUST_PROXY is on: client-sent X-Forwarded-* are kept and appended to. */
+  trustProxy: boolean
+  requestId: string
+  /** Token id, once authentication has run. */
+  consumerId: string | null
+}
+
+/**
+ * Builds the upstream request headers from the client's: strips Authorization, hop-by-hop headers,
+ * every header `Connection` names, client-sent X-Consumer-*; then sets X-Forwarded-*, X-Request-Id
+ * and X-Consumer-Id last. `headers` is a fresh copy owned by the caller and is edited in place.
+ */
+export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
+  for (const name of connectionListed(original.connection)) delete headers[name]
+  for (const name of Object.keys(headers)) {
+    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-')) delete headers[name]
+  }
+  const priorFor = ctx.trustProxy ? original['x-forwarded-for'] : undefined
+  const priorProto = ctx.trustProxy ? original['x-forwarded-proto'] : undefined
+  const priorHost = ctx.trustProxy ? original['x-forwarded-host'] : undefined
+  if (!ctx.trustProxy) {
+    // An untrusted client could claim any address in these; RFC 7239 Forwarded and X-Real-IP alike.
+    delete headers.forwarded
+    delete headers['x-real-ip']
+  }
+  headers['x-forwarded-for'] = priorFor === undefined
+    ? ctx.remoteAddress
+    : `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${ctx.remoteAddress}`
+  headers['x-forwarded-proto'] = typeof priorProto === 'string' && priorProto !== '' ? priorProto : ctx.protocol
+  headers['x-forwarded-host'] = typeof priorHost === 'string' && priorHost !== '' ? priorHost : ctx.host
+  headers['x-request-id'] = ctx.requestId
+  if (ctx.consumerId !== null) headers['x-consumer-id'] = ctx.consumerId
+  return headers
+}
+
+/** Removes hop-by-hop headers (and those the upstream's `Connection` names) from an upstream response. */
+export function downstreamResponseHeaders (headers: Record<string, string | string[] | undefined>): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {}
+  const listed = connectionListed(headers.connection)
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.includes(name)) continue
+    out[name] = value
+  }
+  return out
+}

@@ -1,0 +1,71 @@
+/**
+ * The one place ioredis clients are made, for the gateway and the CLI alike. Settings fail fast:
+ * while Redis is away a command errors at once (no offline queue) or after the command timeout,
+ * so requests get 503 quickly instead of piling up.
+ */
+import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis'
+import type { Config } from './lib/config.js'
+
+/** A single-node client or a Cluster client; the gateway uses only commands both support. */
+export type RedisClient = Redis | Cluster
+
+export interface ClientOptions {
+  /** Overrides REDIS_COMMAND_TIMEOUT_MS (the CLI allows slower commands). */
+  commandTimeoutMs?: number
+  /** Shown in `CLIENT LIST`. */
+  connectionName?: string
+}
+
+/** Reconnect quickly at first, then every second, forever: the gateway must recover by itself. */
+const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
+
+/** Creates the client for REDIS_CLUSTER_NODES when set, else for REDIS_URL (user, password, db, TLS honoured). */
+export function createRedisClient (config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisCommandTimeoutMs'>, opts: ClientOptions = {}): RedisClient {
+  const base: RedisOptions = {
+    enableAutoPipelining: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: opts.commandTimeoutMs ?? config.redisCommandTimeoutMs,
+    connectTimeout: 2000,
+    connectionName: opts.connectionName ?? 'portcullis',
+    retryStrategy
+  }
+  if (config.redisClusterNodes !== null) {
+    const url = new URL(config.redisUrl)
+    const redisOptions: RedisOptions = { ...base }
+    // Credentials and TLS of REDIS_URL apply to every cluster node.
+    if (url.username !== '') redisOptions.username = decodeURIComponent(url.username)
+    if (url.password !== '') redisOptions.password = decodeURIComponent(url.password)
+    if (url.protocol === 'rediss:') redisOptions.tls = { servername: url.hostname }
+    const clusterOptions: ClusterOptions = {
+      enableAutoPipelining: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: retryStrategy,
+      slotsRefreshTimeout: 2000,
+      redisOptions
+    }
+    return new Cluster(config.redisClusterNodes, clusterOptions)
+  }
+  return new Redis(config.redisUrl, base)
+}
+
+/** Resolves once the client is ready; rejects after `timeoutMs` with the last connection error. */
+export async function waitUntilReady (client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return
+  await new Promise<void>((resolve, reject) => {
+    let lastError: Error | null = null
+    const onError = (err: Error): void => { lastError = err }
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('error', onError)
+    }
+    const onReady = (): void => { cleanup(); resolve() }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`Redis not ready after ${timeoutMs} ms${lastError === null ? '' : `: ${lastError.message}`}`))
+    }, timeoutMs)
+    client.on('ready', onReady)
+    client.on('error', onError)
+  })
+}
