@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomInt } from 'node:crypto'
 import { Type, FormatRegistry, type Static, type TSchema, type TInteger } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { ValueErrorType } from '@sinclair/typebox/errors'
-import { validateRoutePattern } from './route-patterns.js'
+import { validateRoutePattern, MAX_PATTERN_LENGTH } from './route-patterns.js'
 import { parseRfc3339, formatRfc3339 } from './rfc3339.js'
 
 export { parseRfc3339, formatRfc3339 }
@@ -30,7 +30,7 @@ const inputProperties = {
   expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
     description: 'an RFC 3339 date-time such as 2027-12-31T23:59:59Z, or null for no expiry'
   })),
-  allowed_routes: Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), {
+  allowed_routes: Type.Array(Type.String({ minLength: 1, maxLength: MAX_PATTERN_LENGTH }), {
     minItems: 1,
     maxItems: MAX_ROUTES,
     description: `a non-empty list (at most ${MAX_ROUTES}) of path patterns such as "/api/v1/users/*" or "GET,HEAD /api/v1/users/*"`
@@ -159,16 +159,21 @@ function schemaProblems (errors: Iterable<{ type: ValueErrorType, path: string, 
   return out
 }
 
-/** Checks the parts a schema cannot: patterns and the expiry instant. */
-function semanticProblems (x: { allowed_routes: string[], expires_at?: string | null }, nowMs: number | null): string[] {
+/** Checks the parts a schema cannot (patterns, expiry in the past), on whatever parts are readable. */
+function semanticProblems (x: unknown, nowMs: number | null): string[] {
   const problems: string[] = []
-  x.allowed_routes.forEach((p, i) => {
-    const problem = validateRoutePattern(p)
-    if (problem !== null) problems.push(`allowed_routes[${i}]: invalid route pattern ${JSON.stringify(p)}: ${problem}`)
-  })
-  if (typeof x.expires_at === 'string' && nowMs !== null) {
-    const at = parseRfc3339(x.expires_at)
-    if (at !== null && at.us <= BigInt(nowMs) * 1000n) problems.push(`expires_at: ${x.expires_at} is in the past`)
+  const { allowed_routes: routes, expires_at: expires } = (typeof x === 'object' && x !== null ? x : {}) as Record<string, unknown>
+  if (Array.isArray(routes)) {
+    routes.forEach((p: unknown, i) => {
+      // Empty, overlong and non-string entries are the schema's to report.
+      if (typeof p !== 'string' || p.length === 0 || p.length > MAX_PATTERN_LENGTH) return
+      const problem = validateRoutePattern(p)
+      if (problem !== null) problems.push(`allowed_routes[${i}]: invalid route pattern ${JSON.stringify(p)}: ${problem}`)
+    })
+  }
+  if (typeof expires === 'string' && nowMs !== null) {
+    const at = parseRfc3339(expires)
+    if (at !== null && at.us <= BigInt(nowMs) * 1000n) problems.push(`expires_at: ${expires} is in the past`)
   }
   return problems
 }
@@ -182,16 +187,17 @@ function normaliseExpiry<T extends { expires_at?: string | null }> (x: T): Omit<
 
 /** Validates create input (an expiry must lie after nowMs); the typed value or every problem. */
 export function validateTokenInput (x: unknown, nowMs: number = Date.now()): Validation<ValidTokenInput> {
-  if (!inputCheck.Check(x)) return { ok: false, problems: schemaProblems(inputCheck.Errors(x)) }
-  const problems = semanticProblems(x, nowMs)
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, value: normaliseExpiry(x) }
+  const problems = inputCheck.Check(x) ? [] : schemaProblems(inputCheck.Errors(x))
+  problems.push(...semanticProblems(x, nowMs))
+  if (problems.length > 0 || !inputCheck.Check(x)) return { ok: false, problems }
+  return { ok: true, value: normaliseExpiry(x) }
 }
 
 /** Validates one import record; a past expiry is allowed so an operator can expire a token by editing it. */
 export function validateImportRecord (x: unknown): Validation<ValidImportRecord> {
-  if (!importCheck.Check(x)) return { ok: false, problems: schemaProblems(importCheck.Errors(x)) }
-  const problems = semanticProblems(x, null)
-  if (problems.length > 0) return { ok: false, problems }
+  const problems = importCheck.Check(x) ? [] : schemaProblems(importCheck.Errors(x))
+  problems.push(...semanticProblems(x, null))
+  if (problems.length > 0 || !importCheck.Check(x)) return { ok: false, problems }
   const { created_at: _ignored, ...rest } = x
   return { ok: true, value: normaliseExpiry(rest) }
 }

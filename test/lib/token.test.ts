@@ -108,6 +108,8 @@ test('validateTokenInput: accepts, normalises, lists every problem', async (t) =
   t.same(bad({ ...input, api_key: KEY }), ['api_key: unknown field'], 'create input cannot choose its key')
   const several = bad({ rate_limit: 0, burst: 'x', allowed_routes: [] })
   t.equal(several.length, 3, 'every problem listed')
+  t.match(bad({ rate_limit: 0, allowed_routes: ['/a*', ''] }), [/^rate_limit: /, /^allowed_routes\[1\]: /, /^allowed_routes\[0\]: invalid route pattern/],
+    'pattern problems are listed alongside schema problems, each once')
 })
 
 test('validateImportRecord and validateImportList', async (t) => {
