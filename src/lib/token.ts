@@ -44,8 +44,9 @@ export type TokenInput = Static<typeof TokenInputSchema>
 /** One record of an import file: the seed's shape, `api_key` given. */
 export const ImportRecordSchema = Type.Object({
   api_key: Type.String({
-    pattern: '^[\\x21-\\x7e]{16,512}$',
-    description: '16 to 512 printable ASCII characters without spaces'
+    // RFC 6750 b64token, the alphabet a Bearer header can carry (src/lib/bearer.ts).
+    pattern: '^(?=.{16,512}$)[A-Za-z0-9._~+/-]+=*$',
+    description: '16 to 512 characters of the RFC 6750 token alphabet: A-Z a-z 0-9 - . _ ~ + / (then optional =)'
   }),
   id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: '1 to 64 characters of A-Z a-z 0-9 _ -' })),
   ...inputProperties,

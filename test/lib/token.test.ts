@@ -120,9 +120,9 @@ test('validateImportRecord and validateImportList', async (t) => {
   t.same(r.ok && 'created_at' in r.value, false)
   const problems = (x: unknown): string[] => { const v = validateImportRecord(x); return v.ok ? [] : v.problems }
   t.same(problems({ ...input }), ['api_key: is required'])
-  for (const key of ['short', 'x'.repeat(513), 'has a space in it here', 'tab\tinside-the-key-1234', 'nön-ascii-key-1234567']) {
+  for (const key of ['short', 'x'.repeat(513), 'has a space in it here', 'tab\tinside-the-key-1234', 'nön-ascii-key-1234567', 'comma,inside-the-key-1234', 'bang!inside-the-key-1234']) {
     const p = problems({ ...rec, api_key: key })
-    t.same(p, ['api_key: must be 16 to 512 printable ASCII characters without spaces'], 'bad key refused')
+    t.same(p, ['api_key: must be 16 to 512 characters of the RFC 6750 token alphabet: A-Z a-z 0-9 - . _ ~ + / (then optional =)'], 'bad key refused')
     t.notOk(p.join().includes(key), 'the key is never echoed')
   }
   for (const id of ['', 'a b', 'x'.repeat(65), 'tok/1', 'é']) t.match(problems({ ...rec, id }), [/^id: must be 1 to 64/], id)
