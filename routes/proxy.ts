@@ -6,10 +6,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import { Agent } from 'undici'
+import { METHODS } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { badPath, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
-import { upstreamRequestHeaders, downstreamResponseHeaders } from '../src/lib/forward-headers.js'
+import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust } from '../src/lib/forward-headers.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -71,7 +72,12 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     request.target = { route, path: normalised.path, query: normalised.query }
   })
 
-  const trustProxy = app.config.trustProxy !== false
+  const trusts = peerTrust(app.config.trustProxy)
+  // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
+  // bodies allowed, so that they are proxied too instead of answering 404. CONNECT never gets here.
+  for (const method of METHODS) {
+    if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
+  }
   app.route({
     method: app.supportedMethods,
     url: '/*',
@@ -85,7 +91,7 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
           remoteAddress: req.raw.socket.remoteAddress ?? '',
           protocol: req.protocol,
           host: req.headers.host ?? '',
-          trustProxy,
+          trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
           requestId: req.id,
           consumerId: null
         }),

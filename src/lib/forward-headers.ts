@@ -3,6 +3,7 @@
  * sets its own headers after stripping, so a client naming them in `Connection` cannot remove them.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy proxy ones; never forwarded either way. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-authorization',
@@ -42,6 +43,23 @@ export interface ForwardContext {
 }
 
 /**
+ * Whether the socket peer is a proxy whose X-Forwarded-* and Forwarded claims are believed, per
+ * TRUST_PROXY: a hop count trusts the peer itself, an address list only the peers it contains.
+ */
+export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddress: string) => boolean {
+  if (!Array.isArray(trustProxy)) return () => trustProxy !== false && trustProxy !== 0
+  const list = new BlockList()
+  for (const entry of trustProxy) {
+    const [address = '', bits] = entry.split('/')
+    const family = isIPv4(address) ? 'ipv4' : 'ipv6'
+    if (bits === undefined) list.addAddress(address, family)
+    else list.addSubnet(address, Number(bits), family)
+  }
+  return (remoteAddress) => (isIPv4(remoteAddress) || isIPv6(remoteAddress)) &&
+    list.check(remoteAddress, isIPv4(remoteAddress) ? 'ipv4' : 'ipv6')
+}
+
+/**
  * Builds the upstream request headers from the client's: strips Authorization, hop-by-hop headers,
  * every header `Connection` names, client-sent X-Consumer-*; then sets X-Forwarded-*, X-Request-Id
  * and X-Consumer-Id last. `headers` is a fresh copy owned by the caller and is edited in place.
@@ -51,6 +69,9 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: 
   for (const name of Object.keys(headers)) {
     if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-')) delete headers[name]
   }
+  // Node has already answered `Expect: 100-continue` to the client; the upstream client (undici)
+  // refuses to send the header at all, which turned every such upload (curl > 1 MB) into a 502.
+  delete headers.expect
   const priorFor = ctx.trustProxy ? original['x-forwarded-for'] : undefined
   const priorProto = ctx.trustProxy ? original['x-forwarded-proto'] : undefined
   const priorHost = ctx.trustProxy ? original['x-forwarded-host'] : undefined
