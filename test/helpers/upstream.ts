@@ -21,12 +21,18 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, seen: Seen) =>
  */
 export class Upstream {
   readonly seen: Seen[] = []
+  /** Requests whose head arrived, counted before their body is read (seen[] fills at body end). */
+  started = 0
+  /** Called as soon as a request's head arrives, before its body: streaming and abort tests hook in here. */
+  onStart: ((req: IncomingMessage, res: ServerResponse) => void) | null = null
   server: Server
   url = ''
   private readonly sockets = new Set<Socket>()
 
   constructor (public handler: Handler = echo) {
     this.server = createServer((req, res) => {
+      this.started++
+      this.onStart?.(req, res)
       const hash = createHash('sha256')
       let bytes = 0
       req.on('data', (chunk: Buffer) => { bytes += chunk.length; hash.update(chunk) })
