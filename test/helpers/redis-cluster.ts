@@ -1,0 +1,120 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Cluster, Redis } from 'ioredis'
+
+const run = promisify(execFile)
+
+async function portIsFree (port: number): Promise<boolean> {
+  const srv = createServer()
+  return await new Promise<boolean>((resolve) => {
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A port P where both P and its cluster bus port P + 10000 are free. Chosen at random below the
+ * kernel's ephemeral range, so that the bus port is still a valid port.
+ */
+async function freeClusterPort (taken: Set<number>): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000)
+    if (taken.has(port) || taken.has(port + 10000) || taken.has(port - 10000)) continue
+    if (await portIsFree(port) && await portIsFree(port + 10000)) return port
+  }
+  throw new Error('no free port pair for a cluster node')
+}
+
+async function clusterInfo (port: number): Promise<string> {
+  const c = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  c.on('error', () => {})
+  try {
+    await c.connect()
+    return await c.cluster('INFO')
+  } catch {
+    return ''
+  } finally {
+    c.disconnect()
+  }
+}
+
+/**
+ * A real 3-master Redis Cluster (no replicas) of `redis-server` processes on free loopback
+ * ports, created with `redis-cli --cluster create`. Ready once every node reports
+ * `cluster_state:ok` and knows all three nodes.
+ */
+export class RedisCluster {
+  ports: number[] = []
+  private procs: ChildProcess[] = []
+  private dir = ''
+
+  /** Starts the three nodes, joins them into one cluster and waits until it serves every slot. */
+  async start (timeoutMs = 30_000): Promise<this> {
+    this.dir = await mkdtemp(join(tmpdir(), 'portcullis-cluster-'))
+    const taken = new Set<number>()
+    for (let i = 0; i < 3; i++) {
+      const port = await freeClusterPort(taken)
+      taken.add(port)
+      this.ports.push(port)
+    }
+    for (const port of this.ports) {
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
+        '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
+      this.procs.push(spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] }))
+    }
+    const deadline = Date.now() + timeoutMs
+    for (const port of this.ports) {
+      while (await clusterInfo(port) === '') {
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`)
+        await sleep(50)
+      }
+    }
+    await run('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas', '0', '--cluster-yes'], { timeout: timeoutMs })
+    for (const port of this.ports) {
+      for (;;) {
+        const info = await clusterInfo(port)
+        if (info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3') &&
+          info.includes('cluster_slots_ok:16384')) break
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok within ${timeoutMs} ms:\n${info}`)
+        await sleep(100)
+      }
+    }
+    return this
+  }
+
+  /** The value of REDIS_CLUSTER_NODES for this cluster. */
+  get nodes (): string {
+    return this.ports.map((p) => `127.0.0.1:${p}`).join(',')
+  }
+
+  /** An ioredis Cluster client for test set-up and assertions; the caller disconnects it. */
+  client (): Cluster {
+    return new Cluster(this.ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: 1 } })
+  }
+
+  /** A plain client to each master, e.g. for SCAN, which a Cluster client does not fan out. */
+  nodeClients (): Redis[] {
+    return this.ports.map((port) => new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 }))
+  }
+
+  /** Kills every node (SIGKILL) and removes the temporary folder. */
+  async close (): Promise<void> {
+    const procs = this.procs
+    this.procs = []
+    await Promise.all(procs.map(async (proc) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return
+      const gone = once(proc, 'exit')
+      proc.kill('SIGKILL')
+      await gone
+    }))
+    if (this.dir !== '') await rm(this.dir, { recursive: true, force: true })
+  }
+}
