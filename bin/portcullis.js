@@ -10,4 +10,7 @@ try {
   }
   throw err
 }
-process.exitCode = await cli.main(process.argv.slice(2))
+const code = await cli.main(process.argv.slice(2))
+// A failed command exits at once; ioredis may leave a connect timer running after a refused connection.
+if (code !== 0) process.exit(code)
+process.exitCode = 0

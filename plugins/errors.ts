@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { badPath, badRequest, internalError, isGatewayError, routeNotFound, type GatewayError } from '../src/lib/errors.js'
 
@@ -20,12 +20,20 @@ export function toGatewayError (err: FastifyError | GatewayError | Error): Gatew
 /** Sends an error as `{statusCode, code, error, message}` with its headers. */
 export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply {
   if (err.headers !== undefined) reply.headers(err.headers)
+  // A refused upload is not read to its end: close the connection instead of draining the body.
+  if (hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send({
     statusCode: err.statusCode,
     code: err.code,
     error: STATUS_CODES[err.statusCode] ?? 'Error',
     message: err.message
   })
+}
+
+function hasUnreadBody (req: IncomingMessage): boolean {
+  if (req.complete || req.readableEnded) return false
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 /**

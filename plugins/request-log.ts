@@ -14,6 +14,8 @@ export default fp(async function requestLogPlugin (app) {
       route: target?.route.prefix ?? null,
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 100) / 100,
+      consumer: request.consumer?.id,
+      rateLimit: request.rateLimit?.status,
       upstreamFailure: request.upstreamFailure ?? undefined
     }, 'request')
   })

@@ -37,6 +37,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
 async function notReadyReason (app: FastifyInstance): Promise<string | null> {
   if (app.lifecycle.draining) return 'shutting_down'
   const pressure = app.underPressureReason()
+  // The under-pressure health check is the Redis PING: name Redis, as a failing PING below would.
+  if (pressure === 'redis') return 'redis: not answering PING'
   if (pressure !== null) return `under_pressure: ${pressure}`
   try {
     await app.redisClient.ping()

@@ -49,6 +49,9 @@ const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
 
 const noRetry = (): null => null
 
+/** Response headers the gateway owns: an upstream's values never replace them. */
+const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
+
 /** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
   const table = new RouteTable(app.config.routes)
@@ -76,6 +79,8 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     if (route === undefined) throw routeNotFound()
     request.target = { route, path: normalised.path, query: normalised.query }
   })
+  app.addHook('onRequest', app.authenticate)
+  app.addHook('onRequest', app.enforceRateLimit)
 
   const trusts = peerTrust(app.config.trustProxy)
   // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
@@ -86,9 +91,11 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   app.route({
     method: app.supportedMethods,
     url: '/*',
+    schema: { hide: true }, // documented per prefix by src/lib/openapi-proxy.ts
     handler (request: FastifyRequest, reply: FastifyReply) {
       const target = request.target as ProxyTarget
       const { route } = target
+      const started = performance.now() // upstream time: from here to the response head (metrics)
       return reply.from(route.upstream + target.path, {
         timeout: route.timeoutMs,
         retryDelay: noRetry,
@@ -98,9 +105,12 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
           host: req.headers.host ?? '',
           trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
           requestId: req.id,
-          consumerId: null
+          consumerId: req.consumer?.id ?? null
         }),
-        rewriteHeaders: (headers) => downstreamResponseHeaders(headers),
+        rewriteHeaders: (headers) => {
+          app.metrics.observeUpstream(route.prefix, (performance.now() - started) / 1000)
+          return downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
+        },
         onError: (rep, { error }) => {
           const kind = classifyUpstreamError(error)
           request.upstreamFailure = kind

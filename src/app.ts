@@ -14,8 +14,16 @@ import errorsPlugin, { sendError } from '../plugins/errors.js'
 import redisPlugin from '../plugins/redis.js'
 import shutdownPlugin from '../plugins/shutdown.js'
 import underPressurePlugin from '../plugins/under-pressure.js'
+import metricsPlugin from '../plugins/metrics.js'
+import swaggerPlugin from '../plugins/swagger.js'
 import requestLogPlugin from '../plugins/request-log.js'
+import requestIdPlugin from '../plugins/request-id.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
+import authPlugin from '../plugins/auth.js'
 import healthRoutes from '../routes/health.js'
+import metricsRoutes from '../routes/metrics.js'
+import docsRoutes from '../routes/docs.js'
+import adminRoutes from '../routes/admin.js'
 import proxyRoutes from '../routes/proxy.js'
 
 export interface BuildOptions {
@@ -45,6 +53,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     requestTimeout: 0, // uploads stream for as long as they need; UPSTREAM_TIMEOUT_MS guards the upstream side
     connectionTimeout: 0,
     routerOptions: { maxParamLength: 8192 },
+    // Admin bodies are refused, not silently repaired: the same answers as the CLI gives.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     // The router refuses some targets (bad percent-encoding) before any hook runs: answer and log here.
     frameworkErrors: (err, req, reply) => {
       const gwErr = badPath(err.code === 'FST_ERR_BAD_URL' ? 'invalid percent-encoding' : err.message)
@@ -56,12 +66,20 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(requestIdPlugin)
   await app.register(requestLogPlugin)
   await app.register(shutdownPlugin)
   await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
   await app.register(underPressurePlugin)
+  await app.register(metricsPlugin)
+  await app.register(swaggerPlugin)
+  await app.register(rateLimitPlugin)
+  await app.register(authPlugin)
 
   await app.register(healthRoutes)
+  await app.register(metricsRoutes)
+  await app.register(docsRoutes)
+  await app.register(adminRoutes)
   await app.register(proxyRoutes)
   return app
 }

@@ -28,6 +28,7 @@ const ShuttingDown = createError('SHUTTING_DOWN', 'The gateway is shutting down;
 const UnderPressure = createError('UNDER_PRESSURE', 'The gateway is under pressure (%s); retry shortly', 503)
 const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', 'The admin API needs Authorization: Bearer $ADMIN_TOKEN', 401)
 const NotFound = createError('NOT_FOUND', '%s', 404)
+const TokenNotFound = createError('TOKEN_NOT_FOUND', 'No token with id %s', 404)
 const BadRequest = createError('BAD_REQUEST', '%s', 400)
 const Internal = createError('INTERNAL_ERROR', 'Internal Server Error', 500)
 
@@ -72,6 +73,8 @@ export const underPressure = (what: string, retryAfter = 1): GatewayError =>
 export const adminUnauthorized = (): GatewayError => withHeaders(new AdminUnauthorized(), bearerChallenge())
 /** 404 with a specific message (admin API: unknown token id, or the admin API is disabled). */
 export const notFound = (message: string): GatewayError => new NotFound(message)
+/** 404 from the admin API for an unknown token id. */
+export const tokenNotFound = (id: string): GatewayError => new TokenNotFound(id.length > 64 ? id.slice(0, 64) + '…' : id)
 /** 400 with a specific message (admin API: invalid body). */
 export const badRequest = (message: string): GatewayError => new BadRequest(message)
 /** 500 that reveals nothing about its cause. */
@@ -85,4 +88,4 @@ export function isGatewayError (err: unknown): err is GatewayError {
 
 const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED',
   'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN',
-  'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR'])
+  'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR'])

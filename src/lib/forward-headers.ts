@@ -9,6 +9,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net'
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-authorization',
   'proxy-connection', 'proxy-authenticate', 'transfer-encoding'])
 
+const EMPTY: ReadonlySet<string> = new Set()
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
 
 /** The client's X-Request-Id when it is 1–128 chars of [A-Za-z0-9._-] and sent once, else null. */
@@ -90,12 +91,15 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: 
   return headers
 }
 
-/** Removes hop-by-hop headers (and those the upstream's `Connection` names) from an upstream response. */
-export function downstreamResponseHeaders (headers: Record<string, string | string[] | undefined>): IncomingHttpHeaders {
+/**
+ * Removes hop-by-hop headers (and those the upstream's `Connection` names) from an upstream
+ * response, and the headers in `gatewayOwned`, which the gateway sets itself.
+ */
+export function downstreamResponseHeaders (headers: Record<string, string | string[] | undefined>, gatewayOwned: ReadonlySet<string> = EMPTY): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {}
   const listed = connectionListed(headers.connection)
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.includes(name)) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || gatewayOwned.has(name) || listed.includes(name)) continue
     out[name] = value
   }
   return out

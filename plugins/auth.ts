@@ -1,0 +1,51 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { bearerToken, queryCarriesToken } from '../src/lib/bearer.js'
+import { digestApiKey } from '../src/lib/token.js'
+import { compiledRoutes } from '../src/lib/route-patterns.js'
+import { routeForbidden, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook of the proxy scope: 401 for a missing/bad/unknown/expired token, 403 for a forbidden route. */
+    authenticate: (request: FastifyRequest) => Promise<void>
+  }
+  interface FastifyRequest {
+    /** The authenticated token's public id (never the key), for X-Consumer-Id and the logs. */
+    consumer: { id: string } | null
+  }
+}
+
+/**
+ * Bearer authentication and route permission. It runs as an onRequest hook, before any body is
+ * read, and looks the token up with the same script call that rate-limits it (one round trip):
+ * so a 403 has consumed one unit of quota, as the README says.
+ */
+export default fp(async function authPlugin (app) {
+  app.decorateRequest('consumer', null)
+
+  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    const target = request.target
+    if (target === null) throw new Error('authenticate runs after the proxy resolved the target')
+    const bearer = bearerToken(request.raw.rawHeaders)
+    if (!bearer.ok) {
+      throw bearer.missing ? tokenMissing() : tokenInvalid(`Malformed Authorization header: ${bearer.problem}`)
+    }
+    // A token in the URL would be forwarded upstream and kept in access logs: refuse the request.
+    if (queryCarriesToken(target.query, bearer.token)) {
+      throw tokenInvalid('Tokens are not accepted in the query string')
+    }
+    const result = await app.gate.check(digestApiKey(bearer.token))
+    if (result.status === 'unknown') {
+      throw tokenInvalid()
+    }
+    request.consumer = { id: result.id }
+    if (result.status === 'expired') {
+      throw tokenExpired()
+    }
+    if (!compiledRoutes(result.allowedRoutes).allows(request.method, target.path)) {
+      throw routeForbidden(request.method, target.path)
+    }
+    request.rateLimit = result
+  })
+}, { name: 'portcullis-auth', fastify: '5.x', dependencies: ['portcullis-rate-limit'] })

@@ -1,0 +1,199 @@
+/**
+ * Prometheus metrics, one prom-client Registry per app (tests build several apps in one process,
+ * so nothing per-app goes to the global registry). Every label takes a value from a small fixed
+ * set: route prefixes from ROUTES or the gateway's own paths, never a raw path, query or token.
+ *
+ * Recorded here, from hooks: http_requests_total, http_request_duration_seconds,
+ * upstream_errors_total (from `request.upstreamFailure`), gateway_errors_total (the SPEC code of
+ * answers the gateway made itself). Recorded by the code that knows, through `app.metrics`:
+ *   - routes/proxy.ts:       `app.metrics.observeUpstream(route.prefix, seconds)` when the
+ *                            upstream's response head arrives;
+ *   - the auth plugin:       `app.metrics.authDecision(result)` once per decision, `result` an
+ *                            AuthResult ('allowed', 'missing', …) or the SPEC code it answers with
+ *                            ('TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'ROUTE_FORBIDDEN',
+ *                            'STORE_UNAVAILABLE');
+ *   - the rate-limit plugin: `app.metrics.rateLimitDecision('allowed' | 'limited' | 'store_unavailable')`
+ *                            and `app.metrics.observeRedis(seconds, ok)` around its script call.
+ * Unknown values become 'other' instead of a new series.
+ */
+import fp from 'fastify-plugin'
+import cluster from 'node:cluster'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { attachWorkerMetrics } from '../src/cluster-metrics.js'
+import { normaliseTarget } from '../src/lib/path.js'
+import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's metrics and the recording helpers other plugins call. */
+    metrics: GatewayMetrics
+  }
+}
+
+/** Outcomes of the token check (SPEC §5 401/403/503). */
+export type AuthResult = 'allowed' | 'missing' | 'invalid' | 'expired' | 'forbidden' | 'store_unavailable'
+/** Outcomes of the rate limiter. */
+export type RateLimitResult = 'allowed' | 'limited' | 'store_unavailable'
+
+const AUTH_RESULTS: readonly AuthResult[] = ['allowed', 'missing', 'invalid', 'expired', 'forbidden', 'store_unavailable']
+const AUTH_CODES: Record<string, AuthResult> = {
+  TOKEN_MISSING: 'missing',
+  TOKEN_INVALID: 'invalid',
+  TOKEN_EXPIRED: 'expired',
+  ROUTE_FORBIDDEN: 'forbidden',
+  STORE_UNAVAILABLE: 'store_unavailable'
+}
+const RATE_LIMIT_RESULTS: readonly RateLimitResult[] = ['allowed', 'limited', 'store_unavailable']
+const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol']
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+/** The gateway's own paths as route labels; everything else unrouted is `unmatched`. */
+const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics'])
+const OWN_TREES = ['/docs', '/admin']
+/** SPEC codes (plus Fastify's own 4xx, which pass through errors.ts) are the only `code` values. */
+const MAX_ERROR_CODES = 40
+const ERROR_CODE = /"code":"([A-Z][A-Z0-9_]{1,40})"/
+
+// Request latency spans cached answers (sub-ms) to slow uploads; Redis is expected well under 10 ms.
+const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+
+/** The metrics of one app; label values are checked against fixed sets before they are used. */
+export class GatewayMetrics {
+  readonly registry = new Registry()
+  private readonly requests: Counter<'route' | 'method' | 'status_class'>
+  private readonly duration: Histogram<'route' | 'method'>
+  private readonly upstreamDuration: Histogram<'route'>
+  private readonly upstreamErrors: Counter<'route' | 'kind'>
+  private readonly gatewayErrors: Counter<'route' | 'code'>
+  private readonly auth: Counter<'result'>
+  private readonly rateLimit: Counter<'result'>
+  private readonly redisDuration: Histogram
+  private readonly redisErrors: Counter
+  private readonly routePrefixes: ReadonlySet<string>
+  private readonly table: RouteTable
+  // Children are looked up once per label combination, not hashed on every request.
+  private readonly requestChildren = new Map<string, Counter.Internal>()
+  private readonly durationChildren = new Map<string, Histogram.Internal<'route' | 'method'>>()
+  private readonly errorCodes = new Set<string>()
+
+  constructor (routes: readonly RouteConfig[]) {
+    this.routePrefixes = new Set(routes.map((r) => r.prefix))
+    this.table = new RouteTable(routes)
+    const registers = [this.registry]
+    this.requests = new Counter({ name: 'portcullis_http_requests_total', help: 'Requests answered, by route prefix, method and status class', labelNames: ['route', 'method', 'status_class'], registers })
+    this.duration = new Histogram({ name: 'portcullis_http_request_duration_seconds', help: 'Time from request received to response sent', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers })
+    this.upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from the proxy handler start to the upstream response head', labelNames: ['route'], buckets: HTTP_BUCKETS, registers })
+    this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol)', labelNames: ['route', 'kind'], registers })
+    this.gatewayErrors = new Counter({ name: 'portcullis_gateway_errors_total', help: 'Error answers the gateway made itself, by SPEC code (upstream answers are not counted here)', labelNames: ['route', 'code'], registers })
+    this.auth = new Counter({ name: 'portcullis_auth_decisions_total', help: 'Token checks by result', labelNames: ['result'], registers })
+    this.rateLimit = new Counter({ name: 'portcullis_ratelimit_decisions_total', help: 'Rate-limit decisions by result', labelNames: ['result'], registers })
+    this.redisDuration = new Histogram({ name: 'portcullis_redis_command_duration_seconds', help: 'Duration of the hot-path Redis command (token check + rate limit script)', buckets: REDIS_BUCKETS, registers })
+    this.redisErrors = new Counter({ name: 'portcullis_redis_errors_total', help: 'Hot-path Redis commands that failed or timed out', registers })
+    // Series that exist from the start, so rate() and absent() work before the first event.
+    for (const r of AUTH_RESULTS) this.auth.inc({ result: r }, 0)
+    for (const r of RATE_LIMIT_RESULTS) this.rateLimit.inc({ result: r }, 0)
+    for (const route of this.routePrefixes) for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
+    this.redisErrors.inc(0)
+    collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' })
+  }
+
+  /** Records one token check: an AuthResult or the SPEC error code the request is refused with. */
+  authDecision (result: AuthResult | string): void {
+    const r = (AUTH_RESULTS as readonly string[]).includes(result) ? result : AUTH_CODES[result] ?? 'other'
+    this.auth.inc({ result: r })
+  }
+
+  /** Records one rate-limit decision. */
+  rateLimitDecision (result: RateLimitResult): void {
+    this.rateLimit.inc({ result: (RATE_LIMIT_RESULTS as readonly string[]).includes(result) ? result : 'other' })
+  }
+
+  /** Records one hot-path Redis command: its duration, and an error when `ok` is false. */
+  observeRedis (seconds: number, ok: boolean): void {
+    this.redisDuration.observe(seconds)
+    if (!ok) this.redisErrors.inc()
+  }
+
+  /** Records the time to the upstream's response head for a configured route prefix. */
+  observeUpstream (routePrefix: string, seconds: number): void {
+    this.upstreamDuration.observe({ route: this.routeLabel(routePrefix) }, seconds)
+  }
+
+  /** Records a finished request; `route` must come from `routeOf`. */
+  observeRequest (route: string, rawMethod: string, statusCode: number, seconds: number, failure: string | null, errorCode: string | null): void {
+    const method = METHODS.has(rawMethod) ? rawMethod : 'OTHER'
+    const statusClass = `${Math.min(Math.max(Math.floor(statusCode / 100), 1), 5)}xx`
+    const key = `${route}\n${method}\n${statusClass}`
+    let counter = this.requestChildren.get(key)
+    if (counter === undefined) {
+      counter = this.requests.labels(route, method, statusClass)
+      this.requestChildren.set(key, counter)
+    }
+    counter.inc()
+    const dkey = `${route}\n${method}`
+    let histogram = this.durationChildren.get(dkey)
+    if (histogram === undefined) {
+      histogram = this.duration.labels(route, method)
+      this.durationChildren.set(dkey, histogram)
+    }
+    histogram.observe(seconds)
+    if (failure !== null) this.upstreamErrors.inc({ route, kind: UPSTREAM_FAILURES.includes(failure) ? failure : 'other' })
+    if (errorCode !== null) this.gatewayErrors.inc({ route, code: this.codeLabel(errorCode) })
+  }
+
+  /** The route label of a request: its configured prefix, one of the gateway's own paths, or `unmatched`. */
+  routeOf (request: FastifyRequest): string {
+    const prefix = request.target?.route.prefix
+    if (prefix !== undefined) return this.routeLabel(prefix)
+    const url = request.routeOptions.url
+    if (url === undefined) return 'unmatched'
+    // Refused before the proxy resolved its target (shed under pressure): route it here, on this
+    // rare path only, so shedding shows per route; an unsafe or unrouted path stays `unmatched`.
+    if (url === '/*') {
+      const normalised = normaliseTarget(request.raw.url ?? '')
+      return normalised.ok ? this.routeLabel(this.table.match(normalised.path)?.prefix ?? '') : 'unmatched'
+    }
+    if (OWN_EXACT.has(url)) return url
+    for (const tree of OWN_TREES) if (url === tree || url.startsWith(tree + '/')) return tree
+    return 'unmatched'
+  }
+
+  // Codes come from src/lib/errors.ts and Fastify's own 4xx: a small set, but capped all the same.
+  private codeLabel (code: string): string {
+    if (this.errorCodes.has(code)) return code
+    if (this.errorCodes.size >= MAX_ERROR_CODES) return 'OTHER'
+    this.errorCodes.add(code)
+    return code
+  }
+
+  private routeLabel (prefix: string): string {
+    return this.routePrefixes.has(prefix) ? prefix : 'unmatched'
+  }
+}
+
+/** Registers the per-app registry, the recording hooks and, in a cluster worker, the IPC answerer. */
+export default fp(async function metricsPlugin (app) {
+  const metrics = new GatewayMetrics(app.config.routes)
+  app.decorate('metrics', metrics)
+  const errorCodes = new WeakMap<FastifyRequest, string>()
+
+  // Error answers made here are serialised JSON strings by onSend; upstream answers are streams
+  // and never match, so an upstream's own 4xx/5xx body is not read.
+  app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    if (reply.statusCode >= 400 && typeof payload === 'string' && payload.length < 4096) {
+      const m = ERROR_CODE.exec(payload)
+      if (m?.[1] !== undefined) errorCodes.set(request, m[1])
+    }
+    return payload
+  })
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    metrics.observeRequest(metrics.routeOf(request), request.method, reply.statusCode, reply.elapsedTime / 1000,
+      request.upstreamFailure ?? null, errorCodes.get(request) ?? null)
+  })
+
+  if (cluster.isWorker) {
+    const detach = attachWorkerMetrics(metrics.registry)
+    app.addHook('onClose', async () => { detach() })
+  }
+}, { name: 'portcullis-metrics', fastify: '5.x', dependencies: ['portcullis-config'] })

@@ -1,0 +1,62 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { GCRA_COMMAND, GCRA_SCRIPT, decodeGateReply, rateLimitHeaders, tokenKeys, type GateResult } from '../src/lib/gcra.js'
+import { rateLimited, storeUnavailable } from '../src/lib/errors.js'
+
+type LimitedOrAllowed = Extract<GateResult, { status: 'allowed' | 'limited' }>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The hot path's only Redis command: token record + GCRA decision in one script call. */
+    gate: { check: (digest: string) => Promise<GateResult> }
+    /** onRequest hook of the proxy scope: RateLimit headers on every answer, 429 when limited. */
+    enforceRateLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+  interface FastifyRequest {
+    /** The GCRA decision for this request's token, set by plugins/auth.ts from `gate.check`. */
+    rateLimit: LimitedOrAllowed | null
+  }
+}
+
+type GateCommand = (record: string, limiter: string, defaultWindow: number, cost: number) => Promise<unknown>
+
+/**
+ * GCRA rate limiting shared by every gateway instance through one atomic Redis script
+ * (src/lib/gcra.lua). `defineCommand` sends EVALSHA and falls back to EVAL on NOSCRIPT, so a
+ * Redis restart or SCRIPT FLUSH heals by itself. Any Redis failure is a 503, never a pass.
+ */
+export default fp(async function rateLimitPlugin (app) {
+  const client = app.redisClient
+  client.defineCommand(GCRA_COMMAND, { numberOfKeys: 2, lua: GCRA_SCRIPT })
+  const run = (client as unknown as Record<string, GateCommand>)[GCRA_COMMAND] as GateCommand
+  const { redisKeyPrefix: prefix, rateLimitWindowSeconds: defaultWindow } = app.config
+
+  app.decorate('gate', {
+    async check (digest: string): Promise<GateResult> {
+      const keys = tokenKeys(prefix, digest)
+      let raw: unknown
+      try {
+        raw = await run.call(client, keys.record, keys.limiter, defaultWindow, 1)
+      } catch (err) {
+        throw Object.assign(storeUnavailable(), { cause: err })
+      }
+      try {
+        return decodeGateReply(raw)
+      } catch (err) {
+        throw Object.assign(storeUnavailable(), { cause: err })
+      }
+    }
+  })
+
+  app.decorateRequest('rateLimit', null)
+
+  app.decorate('enforceRateLimit', async function enforceRateLimit (request: FastifyRequest, reply: FastifyReply) {
+    const state = request.rateLimit
+    if (state === null) return
+    const headers = rateLimitHeaders(state)
+    if (state.status === 'limited') {
+      throw rateLimited(state.resetSeconds, headers)
+    }
+    reply.headers(headers)
+  })
+}, { name: 'portcullis-rate-limit', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis'] })

@@ -1,0 +1,87 @@
+/**
+ * The admin API (SPEC §5): token management behind `Authorization: Bearer $ADMIN_TOKEN`, with the
+ * CLI's semantics (both use src/token-store.ts). Without ADMIN_TOKEN every admin path answers 404.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { bearerToken } from '../src/lib/bearer.js'
+import { CreatedTokenSchema, PublicTokenSchema, TokenInputError, TokenInputSchema } from '../src/lib/token.js'
+import { TokenStore } from '../src/token-store.js'
+import { adminUnauthorized, badRequest, notFound, storeUnavailable, tokenNotFound } from '../src/lib/errors.js'
+import { ErrorSchema } from './schemas.js'
+
+const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the token id' }) })
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema }
+const security = [{ adminToken: [] }]
+
+/** Constant-time comparison of the presented admin token with ADMIN_TOKEN (digests have equal length). */
+function adminTokenMatches (presented: string, expected: Buffer): boolean {
+  return timingSafeEqual(createHash('sha256').update(presented).digest(), expected)
+}
+
+/** Registers /admin/tokens routes. */
+export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const { adminToken, redisKeyPrefix, rateLimitWindowSeconds } = app.config
+  const expected = adminToken === null ? null : createHash('sha256').update(adminToken).digest()
+  const store = new TokenStore(app.redisClient, redisKeyPrefix, { defaultWindowSeconds: rateLimitWindowSeconds })
+
+  app.addHook('onRequest', async function adminAuth (request: FastifyRequest) {
+    if (expected === null) throw notFound('The admin API is disabled (ADMIN_TOKEN is unset)')
+    const bearer = bearerToken(request.raw.rawHeaders)
+    if (!bearer.ok || !adminTokenMatches(bearer.token, expected)) throw adminUnauthorized()
+  })
+
+  // Store failures are Redis failures: 503 like the proxy, never a 500.
+  const storeCall = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof TokenInputError) throw badRequest(err.message)
+      throw Object.assign(storeUnavailable(), { cause: err })
+    }
+  }
+
+  app.post('/admin/tokens', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Create a token; the response is the only time api_key is shown',
+      security,
+      body: TokenInputSchema,
+      response: { 201: CreatedTokenSchema, ...errors }
+    }
+  }, async (request, reply) => {
+    const created = await storeCall(async () => await store.create(request.body))
+    request.log.info({ tokenId: created.id }, 'token created')
+    return reply.code(201).send(created)
+  })
+
+  app.get('/admin/tokens', {
+    schema: { tags: ['admin'], summary: 'List tokens (never their keys)', security, response: { 200: Type.Array(PublicTokenSchema), ...errors } }
+  }, async () => await storeCall(async () => await store.list()))
+
+  app.get('/admin/tokens/:id', {
+    schema: { tags: ['admin'], summary: 'Show one token (never its key)', security, params: IdParams, response: { 200: PublicTokenSchema, ...errors } }
+  }, async (request) => {
+    const token = await storeCall(async () => await store.show(request.params.id))
+    if (token === null) throw tokenNotFound(request.params.id)
+    return token
+  })
+
+  app.delete('/admin/tokens/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Revoke a token; effective on the very next request',
+      security,
+      params: IdParams,
+      response: { 204: Type.Null({ description: 'revoked' }), ...errors }
+    }
+  }, async (request, reply) => {
+    const revoked = await storeCall(async () => await store.revoke(request.params.id))
+    if (!revoked) throw tokenNotFound(request.params.id)
+    request.log.info({ tokenId: request.params.id }, 'token revoked')
+    return reply.code(204).send(null)
+  })
+}

@@ -1,0 +1,64 @@
+-- Token check + GCRA rate limit in one atomic call: one round trip per request, and no
+-- check-then-act race between gateway instances (the decision and the write cannot interleave).
+-- KEYS[1] token record (HASH), KEYS[2] limiter TAT (STRING, integer µs); both carry the same
+-- hash tag, so they live in one Cluster slot. ARGV[1] default window (s), ARGV[2] cost.
+-- Replies: {0} unknown | {1, id} expired | {2|3, id, allowed_routes, burst, w, remaining, t}.
+
+-- A present but malformed number is an error, never a default: a corrupted record must not
+-- fail open (an unreadable expiry read as "never expires", a limit read as "no limit").
+local function int (v, fallback, min)
+  if not v then return fallback end
+  local n = tonumber(v)
+  if n and n >= min and n == math.floor(n) then return n end
+  return nil
+end
+
+local f = redis.call('HMGET', KEYS[1], 'id', 'rate_limit', 'burst', 'window_seconds',
+  'expires_at_us', 'allowed_routes')
+local id = f[1]
+-- Unknown or revoked: answer before touching the limiter so such tokens write nothing.
+if not id then return {0} end
+
+-- Redis' clock, not the gateway's: every instance then agrees on time (gateway clocks drift).
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+local rate = int(f[2], nil, 1)
+local burst = int(f[3], rate, 1)
+local window = int(f[4], int(ARGV[1], nil, 1), 1)
+local expires = int(f[5], math.huge, 0)
+local cost = int(ARGV[2], nil, 1)
+if not (rate and burst and window and expires and cost) then
+  return redis.error_reply('PORTCULLIS_BAD_RECORD malformed rate_limit, burst, window_seconds, ' ..
+    'expires_at_us or arguments in ' .. KEYS[1])
+end
+
+if now >= expires then return {1, id} end
+
+-- Integer µs throughout: doubles are exact below 2^53 (epoch µs is ~1.8e15). T rounds up so the
+-- sustained rate never exceeds rate_limit; a/b is correctly rounded, so ceil(a/b) is exact here.
+local t = math.max(1, math.ceil(window * 1000000 / rate))
+local dvt = burst * t
+if dvt > 1e15 then
+  return redis.error_reply('PORTCULLIS_BAD_RECORD burst * window / rate_limit too large in ' .. KEYS[1])
+end
+-- Seconds the configured policy takes to refill a full bucket, from the exact ratio rather than
+-- from dvt: dvt exceeds it by < burst µs when T rounds up, which would print w = window + 1.
+local w = math.max(1, math.ceil(burst * window / rate))
+-- Absent routes mean none: fail closed, and the reply stays a string for the decoder.
+local routes = f[6] or '[]'
+
+local stored = redis.call('GET', KEYS[2])
+local tat = math.max(stored and tonumber(stored) or now, now)
+local new = tat + cost * t
+
+if new - now <= dvt then
+  -- `<=` admits exactly `burst` from a full bucket: the burst-th request lands on new - now = dvt.
+  -- The key expires when the bucket is full again, where "no key" means the same thing; PX must
+  -- be an integer >= 1. %d keeps every digit (tostring would use %.14g).
+  redis.call('SET', KEYS[2], string.format('%d', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
+  return {2, id, routes, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000)}
+end
+
+-- Refused requests write nothing, so a client under sustained overload still recovers.
+return {3, id, routes, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000))}

@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs'
+
+/** The Lua source, read once at import from gcra.lua next to this module. */
+export const GCRA_SCRIPT: string = readFileSync(new URL('./gcra.lua', import.meta.url), 'utf8')
+
+/** Command name for ioredis `defineCommand` (numberOfKeys: 2), which retries EVALSHA as EVAL on NOSCRIPT. */
+export const GCRA_COMMAND = 'portcullisGate'
+
+export type GateResult =
+  | { status: 'unknown' }
+  | { status: 'expired', id: string }
+  | {
+    status: 'allowed' | 'limited'
+    id: string
+    /** JSON array text of the token's route patterns, parsed by the caller. */
+    allowedRoutes: string
+    burst: number
+    /** Seconds the policy takes to refill a full bucket. */
+    policyWindow: number
+    remaining: number
+    /** Allowed: seconds until the bucket is full. Limited: seconds until a retry can pass (= Retry-After). */
+    resetSeconds: number
+  }
+
+/** The fields the rate-limit headers are made from. */
+export type RateLimitState = Pick<Extract<GateResult, { burst: number }>, 'burst' | 'policyWindow' | 'remaining' | 'resetSeconds'>
+
+const DIGEST = /^[0-9a-f]{64}$/
+
+function malformed (raw: unknown, why: string): Error {
+  let shown: string
+  try { shown = JSON.stringify(raw) ?? String(raw) } catch { shown = String(raw) }
+  return new Error(`malformed ${GCRA_COMMAND} reply (${why}): ${shown.slice(0, 200)}`)
+}
+
+function count (raw: unknown, v: unknown, name: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw malformed(raw, `${name} is not an integer >= ${min}`)
+  return v
+}
+
+/** Decodes the script's raw reply; throws on a malformed reply. */
+export function decodeGateReply (raw: unknown): GateResult {
+  // A reply we cannot read must surface as an error (503), never as a decision (401 or a pass).
+  if (!Array.isArray(raw) || raw.length === 0) throw malformed(raw, 'not a non-empty array')
+  const [code, id, routes, burst, w, remaining, t] = raw as unknown[]
+  const want = code === 0 ? 1 : code === 1 ? 2 : code === 2 || code === 3 ? 7 : -1
+  if (want === -1) throw malformed(raw, 'unknown status code')
+  if (raw.length !== want) throw malformed(raw, `expected ${want} elements`)
+  if (code === 0) return { status: 'unknown' }
+  if (typeof id !== 'string' || id === '') throw malformed(raw, 'id is not a non-empty string')
+  if (code === 1) return { status: 'expired', id }
+  if (typeof routes !== 'string') throw malformed(raw, 'allowed_routes is not a string')
+  return {
+    status: code === 2 ? 'allowed' : 'limited',
+    id,
+    allowedRoutes: routes,
+    burst: count(raw, burst, 'burst', 1),
+    policyWindow: count(raw, w, 'policy window', 1),
+    remaining: count(raw, remaining, 'remaining', 0),
+    resetSeconds: count(raw, t, 'reset seconds', code === 3 ? 1 : 0)
+  }
+}
+
+/** Header values of draft-ietf-httpapi-ratelimit-headers-11 for an allowed or limited result. */
+export function rateLimitHeaders (r: RateLimitState): { 'ratelimit-policy': string, ratelimit: string } {
+  return {
+    'ratelimit-policy': `"default";q=${r.burst};w=${r.policyWindow}`,
+    ratelimit: `"default";r=${r.remaining};t=${r.resetSeconds}`
+  }
+}
+
+/** Redis keys of one token (same hash tag). */
+export function tokenKeys (prefix: string, digest: string): { record: string, limiter: string } {
+  // Refusing anything but a digest keeps a plain API key from ever becoming part of a key name.
+  if (!DIGEST.test(digest)) throw new TypeError('tokenKeys expects a lowercase hex SHA-256 digest')
+  // The digest in braces is the Cluster hash tag, so the script's two keys share a slot.
+  return { record: `${prefix}{${digest}}:token`, limiter: `${prefix}{${digest}}:gcra` }
+}
