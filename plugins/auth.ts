@@ -29,23 +29,29 @@ export default fp(async function authPlugin (app) {
     if (target === null) throw new Error('authenticate runs after the proxy resolved the target')
     const bearer = bearerToken(request.raw.rawHeaders)
     if (!bearer.ok) {
+      app.metrics.authDecision(bearer.missing ? 'TOKEN_MISSING' : 'TOKEN_INVALID')
       throw bearer.missing ? tokenMissing() : tokenInvalid(`Malformed Authorization header: ${bearer.problem}`)
     }
     // A token in the URL would be forwarded upstream and kept in access logs: refuse the request.
     if (queryCarriesToken(target.query, bearer.token)) {
+      app.metrics.authDecision('TOKEN_INVALID')
       throw tokenInvalid('Tokens are not accepted in the query string')
     }
     const result = await app.gate.check(digestApiKey(bearer.token))
     if (result.status === 'unknown') {
+      app.metrics.authDecision('TOKEN_INVALID')
       throw tokenInvalid()
     }
     request.consumer = { id: result.id }
     if (result.status === 'expired') {
+      app.metrics.authDecision('TOKEN_EXPIRED')
       throw tokenExpired()
     }
     if (!compiledRoutes(result.allowedRoutes).allows(request.method, target.path)) {
+      app.metrics.authDecision('ROUTE_FORBIDDEN')
       throw routeForbidden(request.method, target.path)
     }
+    app.metrics.authDecision('allowed')
     request.rateLimit = result
   })
-}, { name: 'portcullis-auth', fastify: '5.x', dependencies: ['portcullis-rate-limit'] })
+}, { name: 'portcullis-auth', fastify: '5.x', dependencies: ['portcullis-rate-limit', 'portcullis-metrics'] })

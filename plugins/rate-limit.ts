@@ -34,15 +34,16 @@ export default fp(async function rateLimitPlugin (app) {
   app.decorate('gate', {
     async check (digest: string): Promise<GateResult> {
       const keys = tokenKeys(prefix, digest)
-      let raw: unknown
+      const started = performance.now()
       try {
-        raw = await run.call(client, keys.record, keys.limiter, defaultWindow, 1)
+        const result = decodeGateReply(await run.call(client, keys.record, keys.limiter, defaultWindow, 1))
+        app.metrics.observeRedis((performance.now() - started) / 1000, true)
+        return result
       } catch (err) {
-        throw Object.assign(storeUnavailable(), { cause: err })
-      }
-      try {
-        return decodeGateReply(raw)
-      } catch (err) {
+        // Refused, timed out, or a reply we cannot read: all the same to a client, a 503.
+        app.metrics.observeRedis((performance.now() - started) / 1000, false)
+        app.metrics.rateLimitDecision('store_unavailable')
+        app.metrics.authDecision('STORE_UNAVAILABLE')
         throw Object.assign(storeUnavailable(), { cause: err })
       }
     }
@@ -55,8 +56,10 @@ export default fp(async function rateLimitPlugin (app) {
     if (state === null) return
     const headers = rateLimitHeaders(state)
     if (state.status === 'limited') {
+      app.metrics.rateLimitDecision('limited')
       throw rateLimited(state.resetSeconds, headers)
     }
+    app.metrics.rateLimitDecision('allowed')
     reply.headers(headers)
   })
-}, { name: 'portcullis-rate-limit', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis'] })
+}, { name: 'portcullis-rate-limit', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis', 'portcullis-metrics'] })
