@@ -5,6 +5,7 @@
 import envSchema from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
 import { availableParallelism } from 'node:os'
+import { isIP } from 'node:net'
 import type { RouteConfig } from './route-table.js'
 import { parseRoutes } from './routes-config.js'
 import { ConfigError } from './config-error.js'
@@ -113,9 +114,11 @@ function fromAjv (err: unknown): ConfigError {
   const variable = first.keyword === 'required'
     ? String(first.params?.missingProperty)
     : (first.instancePath ?? '').replace(/^\//, '') || 'configuration'
-  const extra = first.keyword === 'enum' || first.keyword === 'anyOf'
-    ? ' (one of fatal, error, warn, info, debug, trace, silent)'
-    : first.keyword === 'pattern' && variable === 'WORKERS' ? ' (a positive integer or "auto")' : ''
+  // LOG_LEVEL is a union of literals: Ajv's first complaint is "must be equal to constant".
+  if (first.keyword === 'enum' || first.keyword === 'anyOf' || first.keyword === 'const') {
+    return new ConfigError(variable, 'must be one of fatal, error, warn, info, debug, trace, silent')
+  }
+  const extra = first.keyword === 'pattern' && variable === 'WORKERS' ? ' (a positive integer or "auto")' : ''
   return new ConfigError(variable, `${first.message ?? 'is invalid'}${extra}`)
 }
 
@@ -139,6 +142,14 @@ function parseTrustProxy (raw: string): Config['trustProxy'] {
   if (v === 'true') return true
   if (/^[1-9][0-9]*$/.test(v)) return Number(v)
   const list = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  if (list.every((s) => /^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(s))) return list
+  // Checked here: proxy-addr would otherwise throw at start, a stack trace instead of one clear line.
+  if (list.length > 0 && list.every(isAddressOrCidr)) return list
   throw new ConfigError('TRUST_PROXY', 'must be true, false, a hop count, or a comma-separated list of addresses/CIDRs')
+}
+
+function isAddressOrCidr (entry: string): boolean {
+  const [address = '', bits, extra] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
 }
