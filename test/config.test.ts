@@ -1,0 +1,177 @@
+// Configuration (SPEC §2): loadConfig table-driven, then `serve` with a bad environment for real.
+import t from 'tap'
+import { loadConfig, ConfigError, type Config } from '../src/lib/config.js'
+import { spawnServe, exitWithin } from './helpers/process.js'
+
+const R = '/api=http://127.0.0.1:3001'
+
+t.test('defaults', async (t) => {
+  const c = loadConfig({ ROUTES: R })
+  t.same(c, {
+    port: 8080,
+    host: '0.0.0.0',
+    redisUrl: 'redis://127.0.0.1:6379',
+    redisClusterNodes: null,
+    redisKeyPrefix: 'portcullis:',
+    redisCommandTimeoutMs: 250,
+    routes: [{ prefix: '/api', upstream: 'http://127.0.0.1:3001', timeoutMs: 30000 }],
+    rateLimitWindowSeconds: 60,
+    upstreamTimeoutMs: 30000,
+    adminToken: null,
+    logLevel: 'info',
+    trustProxy: false,
+    workers: 1,
+    shutdownGraceMs: 10000,
+    pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 }
+  } satisfies Config)
+  t.same(loadConfig({}, { requireRoutes: false }).routes, [], 'the token CLI needs no ROUTES')
+  t.same(loadConfig({ ROUTES: R, UNKNOWN_THING: 'x', npm_config_x: 'y' }).port, 8080, 'unknown variables are ignored')
+})
+
+t.test('values are read and converted', async (t) => {
+  const c = loadConfig({
+    ROUTES: R,
+    PORT: '9090',
+    HOST: '127.0.0.1',
+    REDIS_URL: 'rediss://user:pw@redis.example:6380/2',
+    REDIS_KEY_PREFIX: 'pc:',
+    RATE_LIMIT_WINDOW_SECONDS: '10',
+    UPSTREAM_TIMEOUT_MS: '1500',
+    ADMIN_TOKEN: 'a-long-admin-token-0123',
+    LOG_LEVEL: 'warn',
+    WORKERS: '3',
+    SHUTDOWN_GRACE_MS: '500'
+  })
+  t.match(c, {
+    port: 9090,
+    host: '127.0.0.1',
+    redisUrl: 'rediss://user:pw@redis.example:6380/2',
+    redisKeyPrefix: 'pc:',
+    rateLimitWindowSeconds: 10,
+    upstreamTimeoutMs: 1500,
+    adminToken: 'a-long-admin-token-0123',
+    logLevel: 'warn',
+    workers: 3,
+    shutdownGraceMs: 500
+  })
+  t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
+  t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
+})
+
+t.test('ROUTES, both forms', async (t) => {
+  const rows: Array<[string, Array<{ prefix: string, upstream: string, timeoutMs: number }>]> = [
+    ['/api/v1/users=http://10.0.0.5:3000,/api/v1/products=http://10.0.0.6:3000', [
+      { prefix: '/api/v1/users', upstream: 'http://10.0.0.5:3000', timeoutMs: 30000 },
+      { prefix: '/api/v1/products', upstream: 'http://10.0.0.6:3000', timeoutMs: 30000 }]],
+    [' /a/ = https://svc.example/ , ', [{ prefix: '/a', upstream: 'https://svc.example', timeoutMs: 30000 }]],
+    ['[{"prefix":"/api/v1/users","upstream":"http://127.0.0.1:3001","timeoutMs":5000},{"prefix":"/b","upstream":"http://h:1"}]', [
+      { prefix: '/api/v1/users', upstream: 'http://127.0.0.1:3001', timeoutMs: 5000 },
+      { prefix: '/b', upstream: 'http://h:1', timeoutMs: 30000 }]],
+    ['  [{"prefix":"/x","upstream":"http://[::1]:8080"}]', [{ prefix: '/x', upstream: 'http://[::1]:8080', timeoutMs: 30000 }]]
+  ]
+  for (const [routes, expected] of rows) t.same(loadConfig({ ROUTES: routes }).routes, expected, routes)
+})
+
+t.test('TRUST_PROXY forms', async (t) => {
+  const rows: Array<[string, Config['trustProxy']]> = [
+    ['false', false], ['FALSE', false], ['0', false], ['', false], ['true', true], [' True ', true], ['2', 2],
+    ['10.0.0.0/8', ['10.0.0.0/8']], ['10.0.0.1, 192.168.0.0/16,::1,fd00::/8', ['10.0.0.1', '192.168.0.0/16', '::1', 'fd00::/8']]
+  ]
+  for (const [raw, expected] of rows) t.same(loadConfig({ ROUTES: R, TRUST_PROXY: raw }).trustProxy, expected, JSON.stringify(raw))
+})
+
+t.test('REDIS_CLUSTER_NODES parsing', async (t) => {
+  t.equal(loadConfig({ ROUTES: R }).redisClusterNodes, null)
+  t.equal(loadConfig({ ROUTES: R, REDIS_CLUSTER_NODES: ' ' }).redisClusterNodes, null)
+  t.same(loadConfig({ ROUTES: R, REDIS_CLUSTER_NODES: 'redis-0:7000, 10.0.0.2:7001,[::1]:7002' }).redisClusterNodes,
+    [{ host: 'redis-0', port: 7000 }, { host: '10.0.0.2', port: 7001 }, { host: '::1', port: 7002 }])
+})
+
+// [case, environment on top of a valid ROUTES, variable the message must start with, text it must contain]
+const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
+  ['missing ROUTES', { ROUTES: '' }, 'ROUTES', /required/],
+  ['ROUTES of blanks', { ROUTES: '   ' }, 'ROUTES', /required/],
+  ['ROUTES of commas', { ROUTES: ',,' }, 'ROUTES', /no routes/],
+  ['entry without =', { ROUTES: '/api' }, 'ROUTES', /\/prefix=http/],
+  ['upstream not a URL', { ROUTES: '/api=not a url' }, 'ROUTES', /not an absolute URL/],
+  ['ftp upstream', { ROUTES: '/api=ftp://files.example' }, 'ROUTES', /http:\/\/ or https:\/\//],
+  ['upstream with a path', { ROUTES: '/api=http://h:1/base' }, 'ROUTES', /origin/],
+  ['upstream with a query', { ROUTES: '/api=http://h:1/?x=1' }, 'ROUTES', /origin/],
+  ['upstream with credentials', { ROUTES: '/api=http://u:p@h:1' }, 'ROUTES', /credentials/],
+  ['prefix without /', { ROUTES: 'api=http://h:1' }, 'ROUTES', /must start with \//],
+  ['prefix /', { ROUTES: '/=http://h:1' }, 'ROUTES', /gateway's own paths/],
+  ['prefix //', { ROUTES: '//=http://h:1' }, 'ROUTES', /gateway's own paths/],
+  ['prefix /healthz', { ROUTES: '/healthz=http://h:1' }, 'ROUTES', /overlaps the gateway's own path \/healthz/],
+  ['prefix /readyz/', { ROUTES: '/readyz/=http://h:1' }, 'ROUTES', /\/readyz/],
+  ['prefix /metrics', { ROUTES: '/metrics=http://h:1' }, 'ROUTES', /\/metrics/],
+  ['prefix /admin/x', { ROUTES: '/admin/x=http://h:1' }, 'ROUTES', /overlaps the gateway's own path \/admin/],
+  ['prefix /docs', { ROUTES: '/docs=http://h:1' }, 'ROUTES', /\/docs/],
+  ['prefix /docs/json', { ROUTES: '/docs/json=http://h:1' }, 'ROUTES', /\/docs/],
+  ['prefix with ..', { ROUTES: '/a/../b=http://h:1' }, 'ROUTES', /\.\. segment/],
+  ['prefix with //', { ROUTES: '/a//b=http://h:1' }, 'ROUTES', /empty/],
+  ['prefix with %', { ROUTES: '/a%2Fb=http://h:1' }, 'ROUTES', /unreserved/],
+  ['duplicate prefixes', { ROUTES: '/a=http://h:1,/b=http://h:2,/a/=http://h:3' }, 'ROUTES', /twice/],
+  ['bad JSON', { ROUTES: '[{"prefix":"/a",' }, 'ROUTES', /not valid JSON/],
+  ['JSON not an array of objects', { ROUTES: '["/a"]' }, 'ROUTES', /must be an object/],
+  ['JSON unknown field', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeout":5}]' }, 'ROUTES', /unknown field "timeout"/],
+  ['JSON missing upstream', { ROUTES: '[{"prefix":"/a"}]' }, 'ROUTES', /"upstream"/],
+  ['timeoutMs 0', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeoutMs":0}]' }, 'ROUTES', /timeoutMs/],
+  ['timeoutMs 1.5', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeoutMs":1.5}]' }, 'ROUTES', /timeoutMs/],
+  ['timeoutMs as text', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeoutMs":"300"}]' }, 'ROUTES', /timeoutMs/],
+  ['PORT=abc', { PORT: 'abc' }, 'PORT', /integer/],
+  ['PORT=70000', { PORT: '70000' }, 'PORT', /65535/],
+  ['WORKERS=0', { WORKERS: '0' }, 'WORKERS', /positive integer or "auto"/],
+  ['WORKERS=two', { WORKERS: 'two' }, 'WORKERS', /positive integer or "auto"/],
+  ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
+  ['REDIS_URL=http://', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /rediss\?/],
+  ['REDIS_KEY_PREFIX with a hash tag', { REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX', /pattern/],
+  ['SHUTDOWN_GRACE_MS=-1', { SHUTDOWN_GRACE_MS: '-1' }, 'SHUTDOWN_GRACE_MS', />= 0/],
+  ['UPSTREAM_TIMEOUT_MS=0', { UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS', />= 1/],
+  ['RATE_LIMIT_WINDOW_SECONDS=1m', { RATE_LIMIT_WINDOW_SECONDS: '1m' }, 'RATE_LIMIT_WINDOW_SECONDS', /integer/],
+  ['short ADMIN_TOKEN', { ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN', /16/],
+  ['TRUST_PROXY=yes', { TRUST_PROXY: 'yes' }, 'TRUST_PROXY', /hop count/],
+  ['TRUST_PROXY=1.2.3', { TRUST_PROXY: '1.2.3' }, 'TRUST_PROXY', /addresses/],
+  ['TRUST_PROXY=10.0.0.0/33', { TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY', /addresses/],
+  ['TRUST_PROXY=::1/129', { TRUST_PROXY: '::1/129' }, 'TRUST_PROXY', /addresses/],
+  ['TRUST_PROXY=-1', { TRUST_PROXY: '-1' }, 'TRUST_PROXY', /hop count/],
+  ['REDIS_CLUSTER_NODES without port', { REDIS_CLUSTER_NODES: 'redis-0' }, 'REDIS_CLUSTER_NODES', /host:port/],
+  ['REDIS_CLUSTER_NODES port 0', { REDIS_CLUSTER_NODES: 'a:7000,b:0' }, 'REDIS_CLUSTER_NODES', /"b:0"/],
+  ['REDIS_CLUSTER_NODES port 70000', { REDIS_CLUSTER_NODES: 'a:70000' }, 'REDIS_CLUSTER_NODES', /host:port/],
+  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/]
+]
+
+t.test(`${INVALID.length} invalid configurations, each a ConfigError naming its variable`, async (t) => {
+  for (const [name, env, variable, text] of INVALID) {
+    let err: unknown = null
+    try {
+      loadConfig({ ROUTES: R, ...env })
+    } catch (e) {
+      err = e
+    }
+    t.ok(err instanceof ConfigError, `${name}: a ConfigError`)
+    const e = err as ConfigError
+    t.equal(e.variable, variable, `${name}: names ${variable}`)
+    t.ok(e.message.startsWith(variable + ' '), `${name}: message starts with the variable (${e.message})`)
+    t.match(e.message, text, `${name}: says what is wrong`)
+    t.notOk(e.message.includes('\n'), `${name}: one line`)
+  }
+})
+
+t.test('serve with a bad environment exits 1 with one stderr line naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ ROUTES: R, PORT: 'abc' }, 'PORT'],
+    [{}, 'ROUTES'],
+    [{ ROUTES: '/healthz=http://127.0.0.1:1' }, 'ROUTES'],
+    [{ ROUTES: R, LOG_LEVEL: 'loud' }, 'LOG_LEVEL']
+  ]
+  await Promise.all(cases.map(async ([env, variable]) => {
+    const p = spawnServe({ REDIS_URL: 'redis://127.0.0.1:1', ...env })
+    const exit = await exitWithin(p, 20_000)
+    if (exit === null) p.proc.kill('SIGKILL')
+    t.same(exit, { code: 1, signal: null }, `${variable}: exit code 1`)
+    const lines = p.stderr().split('\n').filter((l) => l !== '')
+    t.equal(lines.length, 1, `${variable}: exactly one stderr line (${JSON.stringify(p.stderr())})`)
+    t.match(lines[0], new RegExp(`\\b${variable}\\b`), `${variable}: the line names the variable`)
+    t.equal(p.stdout(), '', `${variable}: nothing on stdout`)
+  }))
+})
