@@ -1,0 +1,140 @@
+// Redis holds no plaintext key (SPEC §3): tokens made by the CLI (create and import), the token
+// store and the admin API, used through the gateway and one revoked; then every key and every value
+// in the database is read back and searched.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import type { Redis } from 'ioredis'
+import { request } from 'undici'
+import { RedisServer } from '../helpers/redis.js'
+import { Upstream } from '../helpers/upstream.js'
+import { startGateway } from '../helpers/gateway.js'
+import { main } from '../../src/cli.js'
+import { TokenStore } from '../../src/token-store.js'
+import { digestApiKey } from '../../src/lib/token.js'
+
+/** Every key name and every value as text: strings, hash fields and values, list, set and zset members. */
+async function dumpAll (r: Redis): Promise<{ keys: string[], values: string[] }> {
+  const keys: string[] = []
+  const values: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await r.scan(cursor, 'COUNT', 1000)
+    for (const k of batch) {
+      keys.push(k)
+      const type = await r.type(k)
+      if (type === 'string') values.push(String(await r.get(k)))
+      else if (type === 'hash') values.push(...Object.entries(await r.hgetall(k)).flat())
+      else if (type === 'list') values.push(...await r.lrange(k, 0, -1))
+      else if (type === 'set') values.push(...await r.smembers(k))
+      else if (type === 'zset') values.push(...await r.zrange(k, 0, -1, 'WITHSCORES'))
+      else if (type === 'stream') values.push(JSON.stringify(await r.xrange(k, '-', '+')))
+      else values.push(`<${type}>`)
+    }
+    cursor = next
+  } while (cursor !== '0')
+  return { keys, values }
+}
+
+async function cli (argv: string[], stdin = ''): Promise<{ code: number, out: string, err: string }> {
+  let out = ''
+  let err = ''
+  const code = await main(argv, {
+    stdout: { write: (s: string) => { out += s } },
+    stderr: { write: (s: string) => { err += s } },
+    stdin: Readable.from([Buffer.from(stdin)])
+  })
+  return { code, out, err }
+}
+
+t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t) => {
+  // A private server: the scan must see this test's data only, and all of it.
+  const server = await new RedisServer().start()
+  const r = server.client()
+  const up = await new Upstream().start()
+  const ADMIN = 'adm-' + randomBytes(16).toString('hex')
+  const gw = await startGateway({ REDIS_URL: server.url, ADMIN_TOKEN: ADMIN, ROUTES: `/api/v1/users=${up.url}` })
+  const saved = { REDIS_URL: process.env.REDIS_URL, REDIS_KEY_PREFIX: process.env.REDIS_KEY_PREFIX, REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES }
+  process.env.REDIS_URL = server.url
+  process.env.REDIS_KEY_PREFIX = 'portcullis:'
+  delete process.env.REDIS_CLUSTER_NODES
+  t.teardown(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+    await gw.app.close()
+    await up.close()
+    r.disconnect()
+    await server.close()
+  })
+
+  const keys: string[] = []
+  const ids: string[] = []
+  // CLI create
+  for (const extra of [[], ['--expires-at', '2031-01-01T00:00:00Z', '--name', 'cli made']]) {
+    const c = await cli(['tokens', 'create', '--rate-limit', '50', '--route', '/api/v1/users/*', ...extra])
+    t.equal(c.code, 0, c.err)
+    const rec = JSON.parse(c.out) as { api_key: string, id: string }
+    keys.push(rec.api_key)
+    ids.push(rec.id)
+  }
+  // CLI import, from stdin
+  const imported = ['imported-key-' + randomBytes(12).toString('base64url'), 'Imp+or/ted~Key.' + randomBytes(9).toString('base64') + '==']
+  const imp = await cli(['tokens', 'import', '-'], JSON.stringify(imported.map((k) => ({ api_key: k, rate_limit: 50, allowed_routes: ['/api/v1/users/*'] }))))
+  t.equal(imp.code, 0, imp.err)
+  keys.push(...imported)
+  // The store, as the CLI and the admin API use it
+  const store = new TokenStore(r, 'portcullis:')
+  const direct = await store.create({ rate_limit: 50, allowed_routes: ['/api/v1/users/*'], name: 'store made' })
+  keys.push(direct.api_key)
+  // The admin API
+  for (let i = 0; i < 2; i++) {
+    const res = await request(gw.url + '/admin/tokens', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ rate_limit: 50, burst: 10, allowed_routes: ['/api/v1/users/*'] })
+    })
+    t.equal(res.statusCode, 201)
+    const rec = await res.body.json() as { api_key: string, id: string }
+    keys.push(rec.api_key)
+    ids.push(rec.id)
+  }
+  t.equal(new Set(keys).size, 7, 'seven distinct keys')
+
+  // Use every token through the gateway, so limiter state exists for each.
+  for (const k of keys) {
+    const res = await request(gw.url + '/api/v1/users/1', { headers: { authorization: `Bearer ${k}` } })
+    t.equal(res.statusCode, 200, 'the token works')
+    await res.body.dump()
+  }
+  // Revoke one by key (the CLI accepts a plain key) and one by id.
+  t.equal((await cli(['tokens', 'revoke', keys[0] as string])).code, 0)
+  const del = await request(gw.url + `/admin/tokens/${ids[3] as string}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })
+  t.equal(del.statusCode, 204)
+  await del.body.dump()
+
+  const dump = await dumpAll(r)
+  // 5 records and the index; limiter keys expire as soon as their bucket is full again.
+  t.ok(dump.keys.length >= 6, `${dump.keys.length} Redis keys (records, limiters, index)`)
+  const everything = [...dump.keys, ...dump.values]
+  for (const k of [...keys, ADMIN]) {
+    const bare = k.startsWith('pc_') ? k.slice(3) : k
+    const hits = everything.filter((s) => s.includes(bare))
+    t.same(hits, [], `no key name or value contains ${k.slice(0, 6)}…`)
+  }
+  // What is there instead: the digest, as a hash tag of the record and limiter keys.
+  const live = keys.slice(1, 6) // keys[0] and keys[6] (ids[3]) were revoked
+  for (const k of live) {
+    t.ok(dump.keys.includes(`portcullis:{${digestApiKey(k)}}:token`), 'the record is stored under the digest')
+  }
+  for (const k of [keys[0], keys[6]] as string[]) {
+    t.notOk(dump.keys.some((name) => name.includes(digestApiKey(k))), 'a revoked key left nothing behind')
+  }
+
+  // The digests are not logged either.
+  for (const k of keys) {
+    const d = digestApiKey(k)
+    t.notOk(gw.logs.lines.some((l) => l.includes(d) || l.includes(k)), 'no log line carries a key or its digest')
+  }
+})
