@@ -1,0 +1,139 @@
+// Redis faults for real, on a private redis-server: killed (SIGKILL) mid-test, restarted empty
+// on the same port, its script cache flushed, and paused so commands hang. The gateway answers
+// 503 STORE_UNAVAILABLE fast, never 401/500, never forwards, and heals by itself.
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import type { Redis } from 'ioredis'
+import { RedisServer } from '../helpers/redis.js'
+import { Upstream } from '../helpers/upstream.js'
+import { startGateway } from '../helpers/gateway.js'
+import { createTestToken, type TestToken } from '../helpers/tokens.js'
+
+const server = await new RedisServer().start()
+const upstream = await new Upstream().start()
+const gw = await startGateway({ REDIS_URL: server.url, ROUTES: `/api=${upstream.url}`, LOG_LEVEL: 'warn' })
+/** A client for set-up and assertions that stays quiet while its server is down. */
+function adminClient (): Redis {
+  const c = server.client()
+  c.on('error', () => {})
+  return c
+}
+let admin = adminClient()
+let token = await createTestToken(server.url)
+t.teardown(async () => {
+  admin.disconnect()
+  await gw.app.close()
+  await upstream.close()
+  await server.close()
+})
+
+interface Answer { status: number, code: string | null, retryAfter: string | undefined, ms: number }
+
+async function send (path: string, tok: TestToken = token): Promise<Answer> {
+  const started = performance.now()
+  const res = await request(gw.url + path, { headers: { authorization: tok.bearer } })
+  const text = await res.body.text()
+  const ms = performance.now() - started
+  const code = res.statusCode === 200 ? null : (JSON.parse(text) as { code?: string }).code ?? null
+  return { status: res.statusCode, code, retryAfter: res.headers['retry-after'] as string | undefined, ms }
+}
+
+async function readyz (): Promise<{ status: number, reason?: string }> {
+  const res = await request(gw.url + '/readyz')
+  const body = await res.body.json() as { reason?: string }
+  return { status: res.statusCode, ...(body.reason === undefined ? {} : { reason: body.reason }) }
+}
+
+/** Polls until `ok`, up to `ms`; returns the time it took or null. */
+async function within (ms: number, ok: () => Promise<boolean>, every = 50): Promise<number | null> {
+  const started = Date.now()
+  while (Date.now() - started <= ms) {
+    if (await ok()) return Date.now() - started
+    await sleep(every)
+  }
+  return null
+}
+
+async function commandCalls (r: Redis, name: string): Promise<number> {
+  const m = new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(await r.info('commandstats'))
+  return Number(m?.[1] ?? 0)
+}
+
+t.test('SCRIPT FLUSH on a live Redis: the next request still passes (EVALSHA falls back to EVAL)', async (t) => {
+  t.equal((await send('/api/warm')).status, 200)
+  await admin.script('FLUSH')
+  await admin.config('RESETSTAT')
+  const a = await send('/api/after-flush')
+  t.equal(a.status, 200, 'admitted after the script cache was emptied')
+  t.equal(await commandCalls(admin, 'eval'), 1, 'the script was sent again with EVAL, once')
+  t.equal((await send('/api/again')).status, 200)
+  t.equal(await commandCalls(admin, 'eval'), 1, 'and the cache serves EVALSHA again afterwards')
+})
+
+t.test('a Redis that hangs: 503 within the command timeout, not after the pause; then healthy again', async (t) => {
+  const before = upstream.seen.length
+  await admin.client('PAUSE', 2000, 'ALL')
+  const pausedAt = performance.now()
+  const a = await send('/api/paused')
+  t.equal(a.status, 503)
+  t.equal(a.code, 'STORE_UNAVAILABLE')
+  t.ok(a.retryAfter !== undefined && Number(a.retryAfter) >= 1, `Retry-After ${a.retryAfter}`)
+  t.ok(a.ms < 1000, `answered in ${Math.round(a.ms)} ms, while Redis was paused for 2000 ms`)
+  t.ok(performance.now() - pausedAt < 1500, 'the answer came before the pause ended')
+  t.equal(upstream.seen.length, before, 'nothing was forwarded')
+  t.comment(`paused Redis: 503 after ${Math.round(a.ms)} ms`)
+  const healed = await within(5000, async () => (await send('/api/after-pause')).status === 200, 100)
+  t.not(healed, null, 'admitted again once the pause is over')
+  t.comment(`after CLIENT PAUSE 2000: 200 again ${Math.round((performance.now() - pausedAt))} ms after the pause began`)
+})
+
+t.test('Redis killed: fast 503s, never 401/500, nothing forwarded; back to 200 after a restart', async (t) => {
+  t.equal((await send('/api/up')).status, 200, 'served while Redis is up')
+  const forwarded = upstream.seen.length
+  await server.stop() // SIGKILL
+
+  const answers: Answer[] = []
+  for (let i = 0; i < 20; i++) answers.push(await send(`/api/down/${i}`))
+  t.same([...new Set(answers.map((a) => `${a.status} ${a.code ?? ''}`))], ['503 STORE_UNAVAILABLE'], 'every answer is 503 STORE_UNAVAILABLE')
+  t.ok(answers.every((a) => a.retryAfter !== undefined && /^[1-9]\d*$/.test(a.retryAfter)), 'every 503 has Retry-After')
+  const slowest = Math.max(...answers.map((a) => a.ms))
+  t.ok(slowest < 1000, `each answered in under 1 s (slowest ${Math.round(slowest)} ms)`)
+  t.comment(`Redis down: 20 sequential 503s, latency ms min ${Math.round(Math.min(...answers.map((a) => a.ms)))} max ${Math.round(slowest)}`)
+
+  const ready = await within(3000, async () => {
+    const r = await readyz()
+    return r.status === 503 && /redis/.test(r.reason ?? '')
+  })
+  t.not(ready, null, '/readyz is 503 with a redis reason')
+  t.match(await readyz(), { status: 503, reason: /redis/ })
+  const health = await request(gw.url + '/healthz')
+  t.equal(health.statusCode, 200, '/healthz stays 200')
+  t.same(await health.body.json(), { status: 'ok' })
+
+  // A flood while Redis is away: nothing queues (no offline queue), every request fails fast.
+  const heapBefore = process.memoryUsage().heapUsed
+  const started = performance.now()
+  const flood = await Promise.all(Array.from({ length: 200 }, async (_, i) => await send(`/api/flood/${i}`)))
+  const floodMs = performance.now() - started
+  t.equal(flood.filter((a) => a.status === 503 && a.code === 'STORE_UNAVAILABLE').length, 200, 'all 200 concurrent requests answered 503')
+  t.ok(floodMs < 5000, `the flood was answered in ${Math.round(floodMs)} ms`)
+  const client = gw.app.redisClient as unknown as { offlineQueue: { length: number }, commandQueue: { length: number } }
+  t.equal(client.offlineQueue.length, 0, 'no command waits in the offline queue')
+  t.equal(client.commandQueue.length, 0, 'no command waits for a reply')
+  t.equal(upstream.seen.length, forwarded, 'nothing was forwarded while Redis was down')
+  t.comment(`flood of 200 while down: ${Math.round(floodMs)} ms; heap ${Math.round(heapBefore / 1e6)} → ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB`)
+  t.ok(gw.app.server.listening, 'the gateway is still listening')
+
+  // Same port, empty data set and empty script cache: the token must be created again.
+  await server.start()
+  const restartedAt = Date.now()
+  admin.disconnect()
+  admin = adminClient()
+  token = await createTestToken(server.url)
+  const recovered = await within(5000, async () => (await send('/api/recovered')).status === 200, 100)
+  t.not(recovered, null, 'admitted again within 5 s of the restart')
+  t.comment(`recovery: first 200 ${Date.now() - restartedAt} ms after redis-server answered PING again`)
+  t.equal(upstream.seen.length, forwarded + 1, 'the first admitted request is forwarded')
+  t.not(await within(3000, async () => (await readyz()).status === 200), null, '/readyz is 200 again')
+})
