@@ -1,0 +1,123 @@
+// One Redis command per proxied request (SPEC §7), counted by Redis itself: CONFIG RESETSTAT,
+// N requests, INFO commandstats. Refusals made before the token check cost no command at all.
+import t, { type Test } from 'tap'
+import { request } from 'undici'
+import type { Redis } from 'ioredis'
+import { RedisServer } from '../helpers/redis.js'
+import { RedisCluster } from '../helpers/redis-cluster.js'
+import { Upstream } from '../helpers/upstream.js'
+import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { createClusterTestToken, createTestToken } from '../helpers/tokens.js'
+
+const N = 50
+// Commands that run without any request: under-pressure's and /readyz's PING, ioredis' connect
+// handshake and cluster topology refreshes, and this test's own CONFIG RESETSTAT and INFO.
+const BACKGROUND = /^(ping|info|config\|resetstat|client\|.*|cluster\|.*|command.*|hello|select|auth)$/
+
+// A private Redis (not REDIS_URL): no other test file's commands may land in these counts.
+const server = await new RedisServer().start()
+const upstream = await new Upstream().start()
+const gw = await startGateway({ REDIS_URL: server.url, ROUTES: `/api=${upstream.url}`, LOG_LEVEL: 'warn' })
+const admin = server.client()
+t.teardown(async () => {
+  admin.disconnect()
+  await gw.app.close()
+  await upstream.close()
+  await server.close()
+})
+
+/** `cmdstat_<name>` → calls, failed_calls, from INFO commandstats of every node given. */
+async function commandStats (nodes: Redis[]): Promise<Map<string, { calls: number, failed: number }>> {
+  const stats = new Map<string, { calls: number, failed: number }>()
+  for (const node of nodes) {
+    for (const m of (await node.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),.*?failed_calls=(\d+)/gm)) {
+      const prev = stats.get(m[1] as string) ?? { calls: 0, failed: 0 }
+      stats.set(m[1] as string, { calls: prev.calls + Number(m[2]), failed: prev.failed + Number(m[3]) })
+    }
+  }
+  return stats
+}
+
+/**
+ * Resets the counters, runs `traffic`, and returns the commands it caused (background ones apart).
+ * Redis also counts the commands a script runs inside itself (HMGET, TIME, GET, SET of gcra.lua):
+ * they come back in `inner`, so a test can check they are exactly what the script calls explain.
+ */
+async function countCommands (nodes: Redis[], traffic: () => Promise<void>): Promise<{ script: number, failed: number, inner: Record<string, number>, background: string }> {
+  for (const node of nodes) await node.config('RESETSTAT')
+  await traffic()
+  const stats = await commandStats(nodes)
+  const calls = (name: string): number => stats.get(name)?.calls ?? 0
+  const all = [...stats.entries()]
+  return {
+    script: calls('evalsha') + calls('eval'),
+    failed: all.reduce((sum, [, s]) => sum + s.failed, 0),
+    inner: Object.fromEntries(all.filter(([name]) => name !== 'evalsha' && name !== 'eval' && !BACKGROUND.test(name)).map(([name, s]) => [name, s.calls])),
+    background: all.filter(([name]) => BACKGROUND.test(name)).map(([name, s]) => `${name}=${s.calls}`).join(' ')
+  }
+}
+
+async function fire (t: Test, g: TestGateway, n: number, path: string, authorization: string | undefined, status: number): Promise<void> {
+  const statuses = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const res = await request(`${g.url}${path}${i}`, { headers: authorization === undefined ? {} : { authorization } })
+    await res.body.dump()
+    return res.statusCode
+  }))
+  t.same([...new Set(statuses)], [status], `${n} × ${path}… answered ${status}`)
+}
+
+async function exactlyOnePerRequest (t: Test, g: TestGateway, nodes: Redis[], bearer: string, label: string): Promise<void> {
+  await fire(t, g, 1, '/api/warm/', bearer, 200) // the script is cached from here on: EVALSHA only
+  const forwarded = upstream.seen.length
+  const c = await countCommands(nodes, async () => { await fire(t, g, N, '/api/one/', bearer, 200) })
+  t.equal(upstream.seen.length, forwarded + N, `${label}: ${N} requests proxied`)
+  t.equal(c.script, N, `${label}: exactly one script call per proxied request`)
+  t.equal(c.failed, 0, `${label}: no failed command (no NOSCRIPT retry)`)
+  // Each admitted script call reads the record (HMGET), the clock (TIME) and the TAT (GET), and writes
+  // the TAT (SET): any command the gateway sent itself would show up as a surplus here.
+  t.same(c.inner, { hmget: N, time: N, get: N, set: N }, `${label}: no other command ran than those inside the script`)
+  t.comment(`${label}: ${N} proxied requests → ${c.script} script calls (${(c.script / N).toFixed(2)} per request); background: ${c.background}`)
+}
+
+t.test('single node: each proxied request costs exactly one Redis command', async (t) => {
+  const token = await createTestToken(server.url)
+  await exactlyOnePerRequest(t, gw, [admin], token.bearer, 'single node')
+})
+
+t.test('refusals before the token check (malformed 401, 400, 404) cost no command at all', async (t) => {
+  const token = await createTestToken(server.url)
+  const c = await countCommands([admin], async () => {
+    await fire(t, gw, 20, '/api/x/', undefined, 401)
+    await fire(t, gw, 20, '/api/x/', 'Bearer two tokens', 401)
+    await fire(t, gw, 20, '/api/x/', 'Basic dXNlcjpwYXNz', 401)
+    await fire(t, gw, 20, '/nowhere/', token.bearer, 404)
+    await fire(t, gw, 20, '/api/a%2Fb/', token.bearer, 400)
+  })
+  t.equal(c.script, 0, 'no script call')
+  t.same(c.inner, {}, 'no other command')
+  t.comment(`100 refusals before the limiter: ${c.script} script calls; background: ${c.background}`)
+})
+
+t.test('refusals by the script (unknown token 401, 403, 429) cost exactly one command each', async (t) => {
+  const narrow = await createTestToken(server.url, { rate_limit: 1, window_seconds: 3600, allowed_routes: ['/api/only/*'] })
+  await fire(t, gw, 1, '/api/only/', narrow.bearer, 200)
+  const c = await countCommands([admin], async () => {
+    await fire(t, gw, 10, '/api/x/', 'Bearer pc_' + 'z'.repeat(40), 401)
+    await fire(t, gw, 10, '/api/elsewhere/', narrow.bearer, 403)
+    await fire(t, gw, 10, '/api/only/', narrow.bearer, 429)
+  })
+  t.equal(c.script, 30, 'one script call each')
+  // Unknown: HMGET only. 403 and 429 (bucket empty): HMGET, TIME, GET, and no SET.
+  t.same(c.inner, { hmget: 30, time: 20, get: 20 }, 'no other command than those inside the script')
+})
+
+t.test('Redis Cluster: each proxied request costs exactly one command, summed over all masters', async (t) => {
+  const cluster = await new RedisCluster().start()
+  t.teardown(() => cluster.close())
+  const g = await startGateway({ REDIS_CLUSTER_NODES: cluster.nodes, ROUTES: `/api=${upstream.url}`, LOG_LEVEL: 'warn' })
+  t.teardown(() => g.app.close())
+  const nodes = cluster.nodeClients()
+  t.teardown(() => { for (const n of nodes) n.disconnect() })
+  const token = await createClusterTestToken(cluster.nodes)
+  await exactlyOnePerRequest(t, g, nodes, token.bearer, 'cluster')
+})
