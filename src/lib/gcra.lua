@@ -26,7 +26,7 @@ local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local rate = int(f[2], nil, 1)
 local burst = int(f[3], rate, 1)
 local window = int(f[4], int(ARGV[1], nil, 1), 1)
-local expires = int(f[5], math.huge, 0)
+local expires = int(f[5], math.huge, -math.huge)
 local cost = int(ARGV[2], nil, 1)
 if not (rate and burst and window and expires and cost) then
   return redis.error_reply('PORTCULLIS_BAD_RECORD malformed rate_limit, burst, window_seconds, ' ..
@@ -39,8 +39,10 @@ if now >= expires then return {1, id} end
 -- sustained rate never exceeds rate_limit; a/b is correctly rounded, so ceil(a/b) is exact here.
 local t = math.max(1, math.ceil(window * 1000000 / rate))
 local dvt = burst * t
-if dvt > 1e15 then
-  return redis.error_reply('PORTCULLIS_BAD_RECORD burst * window / rate_limit too large in ' .. KEYS[1])
+-- Keeps now + dvt below 2^53 (exact doubles, and %d below 2^63) until ~2110: only a refill time
+-- over ~140 years (burst 1e6 at rate 1 per ~75 min) is refused, loudly rather than miscounted.
+if dvt > 2^52 then
+  return redis.error_reply('PORTCULLIS_BAD_RECORD burst * window / rate_limit over 2^52 us in ' .. KEYS[1])
 end
 -- Seconds the configured policy takes to refill a full bucket, from the exact ratio rather than
 -- from dvt: dvt exceeds it by < burst µs when T rounds up, which would print w = window + 1.

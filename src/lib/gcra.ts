@@ -22,8 +22,11 @@ export type GateResult =
     resetSeconds: number
   }
 
+/** A result that reached the limiter (the token was valid). */
+export type GateDecision = Extract<GateResult, { status: 'allowed' | 'limited' }>
+
 /** The fields the rate-limit headers are made from. */
-export type RateLimitState = Pick<Extract<GateResult, { burst: number }>, 'burst' | 'policyWindow' | 'remaining' | 'resetSeconds'>
+export type RateLimitState = Pick<GateDecision, 'burst' | 'policyWindow' | 'remaining' | 'resetSeconds'>
 
 const DIGEST = /^[0-9a-f]{64}$/
 
