@@ -27,7 +27,7 @@ async function dumpAll (r: Redis): Promise<{ keys: string[], values: string[] }>
       else if (type === 'hash') values.push(...Object.entries(await r.hgetall(k)).flat())
       else if (type === 'list') values.push(...await r.lrange(k, 0, -1))
       else if (type === 'set') values.push(...await r.smembers(k))
-      else if (type === 'zset') values.push(...await r.zrange(k, 0, -1, 'WITHSCORES'))
+      else if (type === 'zset') values.push(...await r.zrange(k, '0', '-1', 'WITHSCORES'))
       else if (type === 'stream') values.push(JSON.stringify(await r.xrange(k, '-', '+')))
       else values.push(`<${type}>`)
     }
