@@ -12,6 +12,8 @@ export { parseRfc3339, formatRfc3339 }
 const MAX_RATE = 1_000_000
 const MAX_WINDOW_SECONDS = 31_536_000
 const MAX_ROUTES = 100
+/** 100 years: far below the 2^52 µs the GCRA script can represent exactly (src/lib/gcra.lua). */
+const MAX_REFILL_SECONDS = 3_153_600_000
 
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => parseRfc3339(v) !== null)
 
@@ -171,6 +173,12 @@ function semanticProblems (x: unknown, nowMs: number | null): string[] {
       const problem = validateRoutePattern(p)
       if (problem !== null) problems.push(`allowed_routes[${i}]: invalid route pattern ${JSON.stringify(p)}: ${problem}`)
     })
+  }
+  const { rate_limit: rate, burst, window_seconds: window } = (typeof x === 'object' && x !== null ? x : {}) as Record<string, unknown>
+  if (typeof rate === 'number' && rate >= 1 && typeof window === 'number' && typeof burst === 'number' &&
+    burst * window / rate > MAX_REFILL_SECONDS) {
+    // The script keeps exact integer µs only below 2^52; such a bucket would answer 503 forever.
+    problems.push(`burst: burst × window_seconds / rate_limit (the time to refill a full bucket) must be at most ${MAX_REFILL_SECONDS} s (100 years)`)
   }
   if (typeof expires === 'string' && nowMs !== null) {
     const at = parseRfc3339(expires)

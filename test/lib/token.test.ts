@@ -164,3 +164,10 @@ test('TokenInputError lists problems in its message', async (t) => {
   t.equal(new TokenInputError(['a']).message, 'a')
   t.equal(new TokenInputError(['a', 'b']).message, '2 problems: a; b')
 })
+
+test('a bucket that would take over 100 years to refill is refused', async (t) => {
+  const v = validateTokenInput({ rate_limit: 1, burst: 1_000_000, window_seconds: 31_536_000, allowed_routes: ['/*'] })
+  t.notOk(v.ok)
+  t.match(v.ok ? [] : v.problems, [/time to refill a full bucket\) must be at most 3153600000 s/])
+  t.ok(validateTokenInput({ rate_limit: 1, burst: 100, window_seconds: 31_536_000, allowed_routes: ['/*'] }).ok, '100 years exactly is fine')
+})
