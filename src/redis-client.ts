@@ -40,6 +40,12 @@ export function createRedisClient (config: Pick<Config, 'redisUrl' | 'redisClust
     const clusterOptions: ClusterOptions = {
       enableAutoPipelining: true,
       enableOfflineQueue: false,
+      // Like maxRetriesPerRequest: 0 above: a command that meets a closed node connection or
+      // CLUSTERDOWN fails at once. ioredis' defaults retry it every 100 ms up to maxRedirections
+      // (16) times, so every request waited ~1.7 s for its 503 while a master was down.
+      // MOVED/ASK are still followed, and the slot map still refreshes on MOVED.
+      retryDelayOnFailover: 0,
+      retryDelayOnClusterDown: 0,
       clusterRetryStrategy: retryStrategy,
       slotsRefreshTimeout: 2000,
       redisOptions
