@@ -63,31 +63,57 @@ export class RedisCluster {
       taken.add(port)
       this.ports.push(port)
     }
-    for (const port of this.ports) {
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-        '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
-        '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
-      this.procs.push(spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] }))
-    }
+    for (const port of this.ports) this.procs.push(this.spawnNode(port))
     const deadline = Date.now() + timeoutMs
-    for (const port of this.ports) {
-      while (await clusterInfo(port) === '') {
-        if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`)
-        await sleep(50)
-      }
-    }
+    for (const port of this.ports) await this.waitForNode(port, deadline)
     await run('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas', '0', '--cluster-yes'], { timeout: timeoutMs })
+    await this.waitUntilOk(deadline)
+    return this
+  }
+
+  /** Kills one node (SIGKILL); its slots are served by nobody until it is started again. */
+  async stopNode (i: number): Promise<void> {
+    const proc = this.procs[i]
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+    const gone = once(proc, 'exit')
+    proc.kill('SIGKILL')
+    await gone
+  }
+
+  /** Starts a stopped node again on its port; it rejoins from its nodes.conf (with no data). */
+  async startNode (i: number, timeoutMs = 30_000): Promise<void> {
+    const port = this.ports[i]
+    if (port === undefined) throw new Error(`no node ${i}`)
+    this.procs[i] = this.spawnNode(port)
+    await this.waitForNode(port, Date.now() + timeoutMs)
+  }
+
+  /** Waits until every node reports `cluster_state:ok`, knows all three nodes and all slots are served. */
+  async waitUntilOk (deadline: number): Promise<void> {
     for (const port of this.ports) {
       for (;;) {
         const info = await clusterInfo(port)
         if (info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3') &&
           info.includes('cluster_slots_ok:16384')) break
-        if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok within ${timeoutMs} ms:\n${info}`)
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok in time:\n${info}`)
         await sleep(100)
       }
     }
-    return this
+  }
+
+  private spawnNode (port: number): ChildProcess {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+      '--cluster-config-file', join(this.dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
+      '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
+    return spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] })
+  }
+
+  private async waitForNode (port: number, deadline: number): Promise<void> {
+    while (await clusterInfo(port) === '') {
+      if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`)
+      await sleep(50)
+    }
   }
 
   /** The value of REDIS_CLUSTER_NODES for this cluster. */

@@ -1,5 +1,5 @@
 // Redis faults for real, on a private redis-server: killed (SIGKILL) mid-test, restarted empty
-// on the same port, its script cache flushed, and paused so commands hang. The gateway answers
+// on the same port, its script cache flushed, and paused so commands hang; and a Cluster master killed. The gateway answers
 // 503 STORE_UNAVAILABLE fast, never 401/500, never forwards, and heals by itself.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,7 +8,10 @@ import type { Redis } from 'ioredis'
 import { RedisServer } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway } from '../helpers/gateway.js'
-import { createTestToken, type TestToken } from '../helpers/tokens.js'
+import { RedisCluster } from '../helpers/redis-cluster.js'
+import { createClusterTestToken, createTestToken, type TestToken } from '../helpers/tokens.js'
+import { digestApiKey } from '../../src/lib/token.js'
+import { tokenKeys } from '../../src/lib/gcra.js'
 
 const server = await new RedisServer().start()
 const upstream = await new Upstream().start()
@@ -136,4 +139,61 @@ t.test('Redis killed: fast 503s, never 401/500, nothing forwarded; back to 200 a
   t.comment(`recovery: first 200 ${Date.now() - restartedAt} ms after redis-server answered PING again`)
   t.equal(upstream.seen.length, forwarded + 1, 'the first admitted request is forwarded')
   t.not(await within(3000, async () => (await readyz()).status === 200), null, '/readyz is 200 again')
+})
+
+t.test('Redis Cluster: a master killed gives fast 503s for its tokens; restarted, the cluster serves again', async (t) => {
+  const cluster = await new RedisCluster().start()
+  t.teardown(() => cluster.close())
+  const cgw = await startGateway({ REDIS_CLUSTER_NODES: cluster.nodes, ROUTES: `/api=${upstream.url}`, LOG_LEVEL: 'warn' })
+  t.teardown(() => cgw.app.close())
+  const nodes = cluster.nodeClients()
+  for (const n of nodes) n.on('error', () => {})
+  t.teardown(() => { for (const n of nodes) n.disconnect() })
+  /** A token whose keys live on master `i` (or on any other master when `other`). */
+  const tokenOn = async (i: number, other = false): Promise<TestToken> => {
+    for (;;) {
+      const tok = await createClusterTestToken(cluster.nodes)
+      // Another master answers MOVED for a key it does not own.
+      const onI = await nodes[i]?.exists(tokenKeys('portcullis:', digestApiKey(tok.key)).record).catch(() => 0) === 1
+      if (onI !== other) return tok
+    }
+  }
+  const onDead = await tokenOn(0)
+  const onLive = await tokenOn(0, true)
+  const at = async (tok: TestToken): Promise<Answer> => {
+    const started = performance.now()
+    const res = await request(cgw.url + '/api/cluster', { headers: { authorization: tok.bearer } })
+    const text = await res.body.text()
+    const code = res.statusCode === 200 ? null : (JSON.parse(text) as { code?: string }).code ?? null
+    return { status: res.statusCode, code, retryAfter: res.headers['retry-after'] as string | undefined, ms: performance.now() - started }
+  }
+  t.equal((await at(onDead)).status, 200)
+  t.equal((await at(onLive)).status, 200)
+
+  await cluster.stopNode(0)
+  const forwarded = upstream.seen.length
+  const dead: Answer[] = []
+  const live: Answer[] = []
+  for (let i = 0; i < 10; i++) {
+    dead.push(await at(onDead))
+    live.push(await at(onLive))
+    await sleep(100)
+  }
+  t.same([...new Set(dead.map((a) => `${a.status} ${a.code ?? ''}`))], ['503 STORE_UNAVAILABLE'], 'the dead master\'s token: 503 STORE_UNAVAILABLE')
+  t.ok(dead.every((a) => a.retryAfter !== undefined), 'with Retry-After')
+  // A live master's token passes until the cluster declares itself failed (cluster-node-timeout 2 s), then 503s.
+  t.ok(live.every((a) => a.status === 200 || (a.status === 503 && a.code === 'STORE_UNAVAILABLE')), 'a live master\'s token: 200 or 503, never 401/500')
+  const slowest = Math.max(...dead.map((a) => a.ms), ...live.map((a) => a.ms))
+  t.ok(slowest < 1000, `each answered in under 1 s (slowest ${Math.round(slowest)} ms)`)
+  t.equal(upstream.seen.length, forwarded + live.filter((a) => a.status === 200).length, 'only admitted requests were forwarded')
+  t.comment(`cluster, master down: dead-slot 503s in ≤ ${Math.round(Math.max(...dead.map((a) => a.ms)))} ms; live-slot answers ${live.map((a) => a.status).join(' ')}`)
+
+  await cluster.startNode(0) // rejoins from nodes.conf, with an empty data set
+  const restarted = Date.now()
+  await cluster.waitUntilOk(restarted + 20_000)
+  const back = await within(5000, async () => (await at(onLive)).status === 200, 100)
+  t.not(back, null, 'the live master\'s token passes again')
+  const fresh = await tokenOn(0)
+  t.equal((await at(fresh)).status, 200, 'a token on the restarted master passes')
+  t.comment(`cluster recovery: 200 again ${Date.now() - restarted} ms after the master was restarted`)
 })
