@@ -5,7 +5,7 @@ import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
-import { rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
+import { RawConnection, rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { credentialLeaks } from '../helpers/leaks.js'
 
 const redis = await sharedRedis()
@@ -188,6 +188,30 @@ t.test('the upstream sees X-Consumer-Id = the token id and never a credential', 
   t.equal(seen.headers['x-consumer-foo'], undefined)
   const consumerIds = seen.rawHeaders.filter((_, i) => i % 2 === 0).filter((n) => n.toLowerCase() === 'x-consumer-id')
   t.equal(consumerIds.length, 1, 'exactly one X-Consumer-Id on the wire')
+})
+
+t.test('each request on a connection is authenticated on its own (keep-alive and pipelining)', async (t) => {
+  const c = await RawConnection.open(gw.url)
+  t.teardown(() => c.close())
+  const req = (lines: string[]): string => `GET /api/v1/users/1 HTTP/1.1\r\nHost: gw.test\r\n${lines.map((l) => l + '\r\n').join('')}\r\n`
+  // Three requests in one write: a good token, none, another token.
+  c.socket.write(req([`Authorization: ${good.bearer}`]) + req([]) + req([`Authorization: ${other.bearer}`]))
+  const first = await c.response()
+  t.equal(first.status, 200)
+  const second = await c.response()
+  refused(t, second, 401, 'TOKEN_MISSING', 'the second pipelined request, without a token')
+  const third = await c.response()
+  t.equal(third.status, 200)
+  const ids = up.seen.slice(-2).map((s) => s.headers['x-consumer-id'])
+  t.same(ids, [good.id, other.id], 'each forwarded request carries its own consumer')
+})
+
+t.test('underscore spellings of X-Consumer-* are not forwarded either', { todo: 'src/lib/forward-headers.ts strips x-consumer-* only; CGI/WSGI/Rack backends read X_Consumer_Id as HTTP_X_CONSUMER_ID' }, async (t) => {
+  const res = await send([`Authorization: ${good.bearer}`, 'X_Consumer_Id: tok_admin', 'x_consumer-groups: admins'])
+  t.equal(res.status, 200)
+  const names = up.last().rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, '-'))
+  t.equal(names.filter((n) => n === 'x-consumer-id').length, 1, 'one X-Consumer-Id in any spelling')
+  t.notOk(names.includes('x-consumer-groups'))
 })
 
 t.test('no recorded upstream request carries an Authorization header or a key', async (t) => {
