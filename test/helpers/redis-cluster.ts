@@ -19,13 +19,14 @@ async function portIsFree (port: number): Promise<boolean> {
 }
 
 /**
- * A port P where both P and its cluster bus port P + 10000 are free. Chosen at random below the
- * kernel's ephemeral range, so that the bus port is still a valid port.
+ * A port P where both P and its cluster bus port P + 10000 are free. P in 10000-19999 and the bus
+ * in 20000-29999: below the kernel's ephemeral range (32768+), so no port-0 listener or outgoing
+ * connection can take either between this check and redis-server's bind.
  */
 async function freeClusterPort (taken: Set<number>): Promise<number> {
   for (let i = 0; i < 200; i++) {
-    const port = 20000 + Math.floor(Math.random() * 12000)
-    if (taken.has(port) || taken.has(port + 10000) || taken.has(port - 10000)) continue
+    const port = 10000 + Math.floor(Math.random() * 10000)
+    if (taken.has(port)) continue
     if (await portIsFree(port) && await portIsFree(port + 10000)) return port
   }
   throw new Error('no free port pair for a cluster node')
@@ -110,7 +111,9 @@ export class RedisCluster {
   }
 
   private async waitForNode (port: number, deadline: number): Promise<void> {
+    const proc = this.procs[this.ports.indexOf(port)]
     while (await clusterInfo(port) === '') {
+      if (proc?.exitCode != null) throw new Error(`cluster node ${port} exited with code ${proc.exitCode}`)
       if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`)
       await sleep(50)
     }
