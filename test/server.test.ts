@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import { sharedRedis, freePort } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
 import { createTestToken } from './helpers/tokens.js'
+import { CALM } from './helpers/gateway.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from './helpers/raw-http.js'
 import { spawnServe, exitWithin, waitForOk, killHard, type ServeProcess } from './helpers/process.js'
 
@@ -28,7 +29,7 @@ t.teardown(async () => {
 /** Starts `serve` on a free port and waits until /healthz answers. */
 async function serve (env: Record<string, string>): Promise<{ p: ServeProcess, url: string }> {
   const port = await freePort()
-  const p = spawnServe({ PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url, LOG_LEVEL: 'info', ...env })
+  const p = spawnServe({ ...CALM, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url, LOG_LEVEL: 'info', ...env })
   running.push(p)
   const url = `http://127.0.0.1:${port}`
   if (!await waitForOk(url + '/healthz', 20_000)) throw new Error(`serve did not come up: ${p.stderr()}${p.stdout()}`)

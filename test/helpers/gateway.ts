@@ -37,3 +37,9 @@ export async function startGateway (env: Record<string, string>): Promise<TestGa
   if (addr === null || typeof addr === 'string') throw new Error('no address')
   return { app, url: `http://127.0.0.1:${addr.port}`, logs, config }
 }
+
+/**
+ * Settings for tests of forwarding (not of load shedding) on a busy 2-core machine running test
+ * files in parallel: a slow Redis reply is not a 503, and event-loop delay does not shed requests.
+ */
+export const CALM: Record<string, string> = { REDIS_COMMAND_TIMEOUT_MS: '5000', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' }

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { startGateway, type TestGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, rawRequest, header } from '../helpers/raw-http.js'
 
@@ -12,7 +12,7 @@ const up = await new Upstream().start()
 const token = await createTestToken(redis.url)
 const gateways: TestGateway[] = []
 async function gateway (env: Record<string, string> = {}): Promise<TestGateway> {
-  const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url}`, ...env })
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url}`, ...env })
   gateways.push(gw)
   return gw
 }
@@ -154,7 +154,7 @@ t.test('an invalid X-Request-Id is replaced by a generated one, echoed and sent 
 
 t.test('an upstream cannot replace the echoed X-Request-Id', async (t) => {
   const liar = await new Upstream((_req, res) => { res.writeHead(200, { 'x-request-id': 'upstream-made' }); res.end('ok') }).start()
-  const g = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${liar.url}` })
+  const g = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${liar.url}` })
   t.teardown(async () => { await g.app.close(); await liar.close() })
   const res = await rawRequest(g.url, get(['X-Request-Id: mine']))
   t.same(res.headers['x-request-id'], ['mine'])
@@ -193,7 +193,7 @@ t.test('hop-by-hop headers of the upstream response are not passed to the client
     ])
     res.end('body')
   }).start()
-  const g = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${hoppy.url}` })
+  const g = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${hoppy.url}` })
   t.teardown(async () => { await g.app.close(); await hoppy.close() })
   const res = await rawRequest(g.url, get([]))
   t.equal(res.status, 200, res.head)

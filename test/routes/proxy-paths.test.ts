@@ -4,7 +4,7 @@
 import t from 'tap'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { startGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js'
 
@@ -94,7 +94,7 @@ const ROWS: Array<[string, Expect]> = [
 const redis = await sharedRedis()
 const users = await new Upstream().start()
 const products = await new Upstream().start()
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${users.url},/api/v1/products=${products.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${users.url},/api/v1/products=${products.url}` })
 const token = await createTestToken(redis.url)
 t.teardown(async () => {
   await gw.app.close()

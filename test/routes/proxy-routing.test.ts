@@ -2,11 +2,13 @@
 // every method, the upstream's answer passed back, and the gateway's own paths never proxied.
 import t from 'tap'
 import { request } from 'undici'
+import { gzipSync } from 'node:zlib'
+import type { ServerResponse } from 'node:http'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { startGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
-import { rawRequest, rawGet, json } from '../helpers/raw-http.js'
+import { rawRequest, rawGet, json, type RawResponse } from '../helpers/raw-http.js'
 
 const redis = await sharedRedis()
 // Each upstream names itself, so a test sees which route a request took.
@@ -18,7 +20,7 @@ const users = await new Upstream((req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' })
   res.end(JSON.stringify({ upstream: 'users', method: req.method, url: req.url }))
 }).start()
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1=${v1.url},/api/v1/users=${users.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1=${v1.url},/api/v1/users=${users.url}` })
 const token = await createTestToken(redis.url)
 const auth = { authorization: token.bearer }
 t.teardown(async () => {
@@ -51,7 +53,7 @@ t.test('the longest matching prefix wins, on whole segments', async (t) => {
 })
 
 t.test('a path that only shares characters with a prefix is a 404 in the SPEC shape', async (t) => {
-  const gw2 = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${users.url}` })
+  const gw2 = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${users.url}` })
   t.teardown(() => gw2.app.close())
   const before = users.seen.length
   for (const path of ['/api/v1/usersX', '/api/v1/users.json', '/api/v1/user', '/api/v', '/api', '/']) {
@@ -85,7 +87,7 @@ t.test('every method reaches the upstream as sent, and its answer comes back', a
     res.writeHead(201, { 'content-type': 'text/plain', 'x-upstream': 'yes', 'set-cookie': ['a=1', 'b=2'] })
     res.end(`${req.method ?? ''} ${req.url ?? ''} ${seen.bodyBytes}`)
   }).start()
-  const gw3 = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${answer.url}` })
+  const gw3 = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${answer.url}` })
   t.teardown(async () => { await gw3.app.close(); await answer.close() })
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'QUERY', 'PROPFIND']
   for (const method of methods) {
@@ -104,6 +106,34 @@ t.test('every method reaches the upstream as sent, and its answer comes back', a
     t.equal(text, method === 'HEAD' ? '' : `${method} /api/v1/users/7?m=1 ${withBody ? 5 : 0}`, `${method}: body`)
   }
   t.equal(answer.seen.length, methods.length, 'one upstream request per client request')
+})
+
+t.test('bodiless answers and encoded bodies come back as the upstream made them', async (t) => {
+  const gz = gzipSync('hello hello hello')
+  const answers: Record<string, (res: ServerResponse) => void> = {
+    '/api/v1/users/head': (res) => { res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '11' }); res.end() },
+    '/api/v1/users/204': (res) => { res.writeHead(204, { 'x-a': '1' }); res.end() },
+    '/api/v1/users/304': (res) => { res.writeHead(304, { etag: '"v1"' }); res.end() },
+    '/api/v1/users/gz': (res) => { res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': String(gz.length) }); res.end(gz) }
+  }
+  const up = await new Upstream((req, res) => { answers[req.url ?? '']?.(res) }).start()
+  const g = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url}` })
+  t.teardown(async () => { await g.app.close(); await up.close() })
+  const send = async (method: string, path: string): Promise<RawResponse> => await rawRequest(g.url,
+    `${method} ${path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nAuthorization: ${token.bearer}\r\n\r\n`, { head: method === 'HEAD' })
+  const head = await send('HEAD', '/api/v1/users/head')
+  t.equal(head.status, 200)
+  t.same(head.headers['content-length'], ['11'], 'HEAD keeps the length a GET would have')
+  const noContent = await send('GET', '/api/v1/users/204')
+  t.equal(noContent.status, 204)
+  t.same(noContent.headers['x-a'], ['1'])
+  const notModified = await send('GET', '/api/v1/users/304')
+  t.equal(notModified.status, 304)
+  t.same(notModified.headers.etag, ['"v1"'])
+  const zipped = await send('GET', '/api/v1/users/gz')
+  t.same(zipped.headers['content-encoding'], ['gzip'])
+  t.ok(zipped.body.equals(gz), 'a compressed body passes through untouched')
+  t.equal(up.last().headers['accept-encoding'], 'gzip', 'Accept-Encoding is forwarded')
 })
 
 t.test('an unrouted path is a 404 without any token, even a bad one', async (t) => {
@@ -125,7 +155,7 @@ t.test('a routed path needs a token (the proxy does not forward anonymous reques
 t.test('the gateway answers its own paths and never proxies them', async (t) => {
   const root = await new Upstream().start()
   // A route below which /healthz would fall if the gateway's paths were not checked first.
-  const gw4 = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api=${root.url}` })
+  const gw4 = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${root.url}` })
   t.teardown(async () => { await gw4.app.close(); await root.close() })
   const health = await request(gw4.url + '/healthz')
   t.equal(health.statusCode, 200)

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { startGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection } from '../helpers/raw-http.js'
 
@@ -45,7 +45,7 @@ const up = await new Upstream((_req, res, seen) => {
   res.writeHead(200, { 'content-type': 'application/json' })
   res.end(JSON.stringify({ bytes: seen.bodyBytes, sha256: seen.bodySha256 }))
 }).start()
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/files=${up.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/files=${up.url}` })
 const token = await createTestToken(redis.url)
 t.teardown(async () => {
   await gw.app.close()
@@ -105,7 +105,7 @@ t.test('a 50 MB download arrives whole, and streams', async (t) => {
     }
     pipeline(Readable.from(body()), res).catch(() => {})
   }).start()
-  const g = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/files=${source.url}` })
+  const g = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/files=${source.url}` })
   t.teardown(async () => { await g.app.close(); await source.close() })
   const started = performance.now()
   const res = await request(g.url + '/api/v1/files/big.bin', { headers: { authorization: token.bearer } })
@@ -168,7 +168,7 @@ t.test('a client that disconnects mid-download aborts the upstream response', as
     const timer = setInterval(() => { res.write(chunk(0)) }, 20) // forever, until the write side closes
     res.once('close', () => clearInterval(timer))
   }).start()
-  const g = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/files=${slow.url}` })
+  const g = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/files=${slow.url}` })
   t.teardown(async () => { await g.app.close(); await slow.close() })
   const c = await RawConnection.open(g.url)
   c.socket.write(`GET /api/v1/files/endless HTTP/1.1\r\nHost: x\r\nAuthorization: ${token.bearer}\r\n\r\n`)

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sharedRedis, freePort } from '../helpers/redis.js'
 import { Upstream, type Handler } from '../helpers/upstream.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { startGateway, type TestGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection } from '../helpers/raw-http.js'
 
@@ -27,7 +27,7 @@ t.teardown(async () => {
 /** A gateway whose one route `/api` goes to `upstream`, with a route timeout when given. */
 async function gatewayTo (upstream: string, timeoutMs?: number): Promise<TestGateway> {
   const routes = JSON.stringify([{ prefix: '/api', upstream, ...(timeoutMs === undefined ? {} : { timeoutMs }) }])
-  const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: routes })
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: routes })
   closers.push(async () => { await gw.app.close() })
   return gw
 }
@@ -155,8 +155,10 @@ t.test('an https upstream with a self-signed certificate is refused: TLS is veri
   const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   // The server itself works: a client that skips verification gets an answer.
-  const insecure = await request(origin + '/api/x', { dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) })
+  const lax = new Agent({ connect: { rejectUnauthorized: false } })
+  const insecure = await request(origin + '/api/x', { dispatcher: lax })
   t.equal(await insecure.body.text(), 'secret')
+  await lax.close()
   t.equal(requests, 1)
 
   const gw = await gatewayTo(origin)
