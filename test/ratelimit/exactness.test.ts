@@ -12,6 +12,7 @@ import { RedisCluster } from '../helpers/redis-cluster.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { createClusterTestToken, createTestToken, type TestToken } from '../helpers/tokens.js'
+import { TokenStore } from '../../src/token-store.js'
 
 const BURST = 20
 // A window of an hour: at most one unit refills (every 180 s) during a test, i.e. none.
@@ -94,6 +95,20 @@ t.test('three gateway instances on a 3-master Redis Cluster admit exactly B', as
     }
   }
   t.comment(`cluster: admitted per repeat ${admittedPerRepeat.join(' ')} (B = ${BURST}); limiter keys on ${masters.size} of 3 masters`)
+
+  // TokenStore on the Cluster: revoking (record and limiter in one slot, index in another) is
+  // seen by every instance on the very next request.
+  const token = await createClusterTestToken(cluster.nodes, LIMITS, PREFIX)
+  const admin = cluster.client()
+  t.teardown(() => admin.disconnect())
+  const store = new TokenStore(admin, PREFIX)
+  t.ok((await store.list()).some((p) => p.id === token.id), 'the token is listed')
+  t.ok(await store.revoke(token.id), 'revoked by id')
+  for (const g of gws) {
+    const res = await request(`${g.url}/api/revoked`, { headers: { authorization: token.bearer } })
+    await res.body.dump()
+    t.equal(res.statusCode, 401, 'refused by every instance at once')
+  }
 })
 
 t.test('WORKERS=2: both worker processes share one exact limit', async (t) => {
