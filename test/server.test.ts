@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { sharedRedis, freePort } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
 import { createTestToken } from './helpers/tokens.js'
-import { CALM } from './helpers/gateway.js'
+import { CALM, startGateway } from './helpers/gateway.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from './helpers/raw-http.js'
 import { spawnServe, exitWithin, waitForOk, killHard, type ServeProcess } from './helpers/process.js'
 
@@ -116,6 +116,24 @@ t.test('a request that outlives SHUTDOWN_GRACE_MS makes the process exit non-zer
   t.ok(ms < 3000, `within ~3 s (${Math.round(ms)} ms)`)
   t.equal(await stuck, 'dropped', 'the stuck request was cut, not answered')
   t.match(p.stdout(), /shutdown grace expired/)
+})
+
+t.test('while draining, an open keep-alive connection gets 503 shutting_down and Connection: close', async (t) => {
+  // In-process, so the moment draining starts is known exactly (a signal's arrival is not).
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${echo.url}` })
+  t.teardown(() => gw.app.close())
+  const c = await RawConnection.open(gw.url)
+  t.teardown(() => c.close())
+  t.equal((await c.request(get('/readyz'))).status, 200)
+  gw.app.lifecycle.beginDraining()
+  const ready = await c.request(get('/readyz'))
+  t.equal(ready.status, 503)
+  t.same(json(ready), { status: 'unavailable', reason: 'shutting_down' })
+  t.equal(header(ready, 'connection'), 'close')
+  t.ok(await c.waitClosed(5000), 'the server closes the connection after it')
+  const proxied = await rawRequest(gw.url, get('/api/x'))
+  t.equal(proxied.status, 200, 'requests still reaching the gateway are served')
+  t.equal(header(proxied, 'connection'), 'close', 'and told to go elsewhere next time')
 })
 
 /** Direct children of `pid` that are node processes. */
