@@ -44,6 +44,18 @@ export interface ForwardContext {
 }
 
 /**
+ * CGI-style backends (WSGI, Rack, PHP) read `X_Consumer_Id` and `X-Consumer-Id` as the same
+ * HTTP_X_CONSUMER_ID, so an underscore spelling of a header the gateway strips or sets would
+ * slip past the hyphenated checks. Such spellings are dropped, from trusted peers too.
+ */
+function underscoreSpoof (name: string): boolean {
+  if (!name.includes('_')) return false
+  const n = name.replace(/_/g, '-')
+  return HOP_BY_HOP.has(n) || n === 'authorization' || n === 'x-request-id' || n === 'x-real-ip' || n === 'forwarded' ||
+    n.startsWith('x-consumer-') || n.startsWith('x-forwarded-')
+}
+
+/**
  * Whether the socket peer is a proxy whose X-Forwarded-* and Forwarded claims are believed, per
  * TRUST_PROXY: a hop count trusts the peer itself, an address list only the peers it contains.
  */
@@ -68,7 +80,7 @@ export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddr
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
   for (const name of connectionListed(original.connection)) delete headers[name]
   for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-')) delete headers[name]
+    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || underscoreSpoof(name)) delete headers[name]
   }
   // Node has already answered `Expect: 100-continue` to the client; the upstream client (undici)
   // refuses to send the header at all, which turned every such upload (curl > 1 MB) into a 502.

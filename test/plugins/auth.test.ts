@@ -206,12 +206,15 @@ t.test('each request on a connection is authenticated on its own (keep-alive and
   t.same(ids, [good.id, other.id], 'each forwarded request carries its own consumer')
 })
 
-t.test('underscore spellings of X-Consumer-* are not forwarded either', { todo: 'src/lib/forward-headers.ts strips x-consumer-* only; CGI/WSGI/Rack backends read X_Consumer_Id as HTTP_X_CONSUMER_ID' }, async (t) => {
-  const res = await send([`Authorization: ${good.bearer}`, 'X_Consumer_Id: tok_admin', 'x_consumer-groups: admins'])
+// CGI/WSGI/Rack backends read X_Consumer_Id as HTTP_X_CONSUMER_ID, the same as X-Consumer-Id.
+t.test('underscore spellings of X-Consumer-* and X-Forwarded-* are not forwarded either', async (t) => {
+  const res = await send([`Authorization: ${good.bearer}`, 'X_Consumer_Id: tok_admin', 'x_consumer-groups: admins', 'X_Forwarded_For: 10.9.9.9'])
   t.equal(res.status, 200)
   const names = up.last().rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, '-'))
   t.equal(names.filter((n) => n === 'x-consumer-id').length, 1, 'one X-Consumer-Id in any spelling')
   t.notOk(names.includes('x-consumer-groups'))
+  t.equal(names.filter((n) => n === 'x-forwarded-for').length, 1, 'one X-Forwarded-For in any spelling')
+  t.notOk(JSON.stringify(up.last().rawHeaders).includes('10.9.9.9'), 'the spoofed address is gone')
 })
 
 t.test('no recorded upstream request carries an Authorization header or a key', async (t) => {
