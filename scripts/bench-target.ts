@@ -1,0 +1,126 @@
+/**
+ * One server of `npm run bench`, run in its own child process so autocannon (in the parent)
+ * does not share an event loop with it: `node dist/scripts/bench-target.js upstream|bare|gateway`.
+ * IPC: the child sends {type:'ready', port, body?}; it answers {type:'stats'} with its RSS and
+ * CPU time used so far, and exits after {type:'stop'}. It exits too when the parent goes away (IPC disconnect).
+ */
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+
+export type TargetRole = 'upstream' | 'bare' | 'gateway'
+
+/** Messages a target sends to the parent. */
+export type TargetMessage =
+  | { type: 'ready', port: number, body?: string }
+  | { type: 'stats', rss: number, cpuMicros: number }
+
+/** Messages the parent sends to a target. */
+export type ParentMessage = { type: 'stats' } | { type: 'stop' }
+
+/** The upstream's fixed answer: about 100 bytes of JSON. */
+const UPSTREAM_BODY = JSON.stringify({
+  ok: true,
+  service: 'portcullis-bench-upstream',
+  items: [1, 2, 3, 4, 5],
+  note: 'a fixed answer of about 100 bytes'
+})
+
+/** A plain node:http server answering every request with UPSTREAM_BODY, keep-alive. */
+async function startUpstream (): Promise<{ port: number, close: () => Promise<void> }> {
+  const length = String(Buffer.byteLength(UPSTREAM_BODY))
+  const server = createServer((req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': length })
+    res.end(UPSTREAM_BODY)
+  })
+  // Longer than the proxies' pooled-connection idle time, so they never race a server-side close.
+  server.keepAliveTimeout = 65_000
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+/** The baseline: Fastify + @fastify/reply-from with a catch-all route and nothing else. */
+async function startBare (upstream: string): Promise<{ port: number, close: () => Promise<void> }> {
+  // Imported here so that the bare child loads only Fastify and reply-from (its RSS is compared).
+  const { default: Fastify } = await import('fastify')
+  const { default: replyFrom } = await import('@fastify/reply-from')
+  const app = Fastify({ logger: false })
+  await app.register(replyFrom, { base: upstream })
+  app.all('/*', (request, reply) => reply.from(request.url))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { port: (app.server.address() as AddressInfo).port, close: async () => { await app.close() } }
+}
+
+/**
+ * The gateway as src/server.ts builds it (Redis client ready first, then buildApp with the
+ * config from loadConfig), except that log lines go to a file through an asynchronous pino
+ * destination (what pino uses for stdout), so they are really serialised and written.
+ */
+async function startGateway (env: Record<string, string>, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
+  const { buildApp } = await import('../src/app.js')
+  const { loadConfig } = await import('../src/lib/config.js')
+  const { createRedisClient, waitUntilReady } = await import('../src/redis-client.js')
+  const { pino } = await import('pino')
+  const config = loadConfig(env, { requireRoutes: true })
+  const redis = createRedisClient(config)
+  redis.on('error', () => {}) // the redis plugin logs state changes once the app exists
+  await waitUntilReady(redis, 10_000)
+  const dest = pino.destination({ dest: logFile, sync: false })
+  await once(dest, 'ready') // flushSync at close throws on a file that never opened
+  // pino takes a SonicBoom as a stream; BuildOptions types it as a Node stream, which it only resembles.
+  const app = await buildApp(config, { redis, logStream: dest as unknown as NodeJS.WritableStream })
+  await app.listen({ port: config.port, host: config.host })
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    close: async () => {
+      await app.close()
+      dest.flushSync()
+      dest.end()
+    }
+  }
+}
+
+async function main (): Promise<void> {
+  const role = process.argv[2] as TargetRole
+  const send = (m: TargetMessage): void => { process.send?.(m) }
+  if (process.send === undefined) throw new Error('bench-target runs as a child of scripts/bench.js (IPC needed)')
+  let server: { port: number, close: () => Promise<void> }
+  if (role === 'upstream') {
+    server = await startUpstream()
+  } else if (role === 'bare') {
+    server = await startBare(required('BENCH_UPSTREAM'))
+  } else if (role === 'gateway') {
+    server = await startGateway(JSON.parse(required('BENCH_GATEWAY_ENV')) as Record<string, string>, required('BENCH_LOG_FILE'))
+  } else {
+    throw new Error(`unknown role ${String(role)}: expected upstream, bare or gateway`)
+  }
+  process.on('disconnect', () => { process.exit(1) })
+  process.on('message', (m: ParentMessage) => {
+    if (m.type === 'stats') {
+      const cpu = process.cpuUsage()
+      send({ type: 'stats', rss: process.memoryUsage.rss(), cpuMicros: cpu.user + cpu.system })
+    }
+    // process.exit (not a signal) so that --cpu-prof can write its profile.
+    if (m.type === 'stop') server.close().then(() => process.exit(0), () => process.exit(1))
+  })
+  send(role === 'upstream' ? { type: 'ready', port: server.port, body: UPSTREAM_BODY } : { type: 'ready', port: server.port })
+}
+
+function required (name: string): string {
+  const v = process.env[name]
+  if (v === undefined || v === '') throw new Error(`${name} is not set`)
+  return v
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench-target ${process.argv[2] ?? ''}: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})
