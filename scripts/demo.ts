@@ -143,7 +143,11 @@ async function main (): Promise<void> {
     started.push(async () => { await closeServer(users.server); await closeServer(products.server) })
 
     const adminToken = 'demo-admin-' + randomBytes(16).toString('hex')
+    // The environment's tuning knobs (timeouts, pressure, TRUST_PROXY…) apply; where the demo
+    // connects, what it routes and its admin token are its own.
     const config = loadConfig({
+      ...process.env,
+      REDIS_CLUSTER_NODES: undefined,
       PORT: process.env.PORT ?? '8080',
       HOST,
       REDIS_URL: r.url,

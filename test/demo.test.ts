@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { freePort, sharedRedis } from './helpers/redis.js'
+import { CALM } from './helpers/gateway.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DEMO = fileURLToPath(new URL('../dist/scripts/demo.js', import.meta.url))
@@ -18,7 +19,7 @@ interface Demo { proc: ChildProcess, out: string, err: () => string }
 
 /** Starts the demo and resolves with its banner (stdout up to the Ctrl-C line). */
 async function startDemo (env: Record<string, string>): Promise<Demo> {
-  const proc = spawn(process.execPath, [DEMO], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [DEMO], { cwd: ROOT, env: { ...process.env, ...CALM, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })

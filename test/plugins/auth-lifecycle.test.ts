@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { credentialLeaks } from '../helpers/leaks.js'
@@ -18,7 +18,7 @@ const redis = await sharedRedis()
 const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
 const store = new TokenStore(r, PREFIX)
 const up = await new Upstream().start()
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url},/api/v1/products=${up.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url},/api/v1/products=${up.url}` })
 const KEYS: string[] = []
 t.teardown(async () => {
   await gw.app.close()

@@ -4,14 +4,14 @@ import t from 'tap'
 import { once } from 'node:events'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, header, json, type RawResponse } from '../helpers/raw-http.js'
 
 const redis = await sharedRedis()
 const up = await new Upstream().start()
 const forbidden = await createTestToken(redis.url, { allowed_routes: ['/api/v1/products/*'] })
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url}` })
 t.teardown(async () => {
   await gw.app.close()
   await up.close()

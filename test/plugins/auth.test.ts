@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { credentialLeaks } from '../helpers/leaks.js'
@@ -13,7 +13,7 @@ const up = await new Upstream().start()
 const good = await createTestToken(redis.url, { allowed_routes: ['/api/v1/users/*'] })
 const other = await createTestToken(redis.url, { allowed_routes: ['/*'] })
 const readOnly = await createTestToken(redis.url, { allowed_routes: ['GET,HEAD /api/v1/users/*'] })
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url},/api/v1/products=${up.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${up.url},/api/v1/products=${up.url}` })
 const KEYS = [good.key, other.key, readOnly.key]
 t.teardown(async () => {
   await gw.app.close()

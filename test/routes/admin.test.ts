@@ -7,14 +7,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { RedisServer, sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { CALM, startGateway, type TestGateway } from '../helpers/gateway.js'
 import { rawRequest, header, json as rawJson } from '../helpers/raw-http.js'
 
 const ADMIN = 'adm-' + randomBytes(16).toString('hex')
 const redis = await sharedRedis()
 const up = await new Upstream().start()
 const ROUTES = `/api/v1/users=${up.url}`
-const gw = await startGateway({ REDIS_URL: redis.url, ADMIN_TOKEN: ADMIN, ROUTES })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ADMIN_TOKEN: ADMIN, ROUTES })
 const gateways: TestGateway[] = [gw]
 t.teardown(async () => {
   for (const g of gateways) await g.app.close()
@@ -53,7 +53,7 @@ const ENDPOINTS: Array<['GET' | 'POST' | 'DELETE', string, unknown]> = [
 ]
 
 t.test('without ADMIN_TOKEN every admin path answers 404', async (t) => {
-  const off = await startGateway({ REDIS_URL: redis.url, ROUTES })
+  const off = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES })
   gateways.push(off)
   for (const [method, path, body] of ENDPOINTS) {
     for (const auth of [null, `Bearer ${ADMIN}`, 'Bearer anything-at-all-here']) {
@@ -210,7 +210,7 @@ t.test('unknown ids are 404 TOKEN_NOT_FOUND; DELETE revokes at once, then 404', 
 
 t.test('with Redis stopped the admin API answers 503, never 500, and recovers', async (t) => {
   const server = await new RedisServer().start()
-  const g = await startGateway({ REDIS_URL: server.url, ADMIN_TOKEN: ADMIN, ROUTES })
+  const g = await startGateway({ ...CALM, REDIS_URL: server.url, ADMIN_TOKEN: ADMIN, ROUTES })
   t.teardown(async () => { await g.app.close(); await server.close() })
   const created = await call(g, 'POST', '/admin/tokens', { body: { rate_limit: 100, allowed_routes: ['/*'] } })
   t.equal(created.status, 201)

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { sharedRedis, freePort } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { CALM, startGateway, type TestGateway } from '../helpers/gateway.js'
 import { TokenStore } from '../../src/token-store.js'
 import { digestApiKey } from '../../src/lib/token.js'
 
@@ -64,7 +64,7 @@ async function batch (gw: TestGateway, key: string, expiredKey: string, tag: str
 
 for (const level of ['info', 'trace']) {
   t.test(`at LOG_LEVEL=${level} no log line and no /metrics output contains a key or its digest`, async (t) => {
-    const gw = await startGateway({ ...env, LOG_LEVEL: level })
+    const gw = await startGateway({ ...CALM, ...env, LOG_LEVEL: level })
     gateways.push(gw)
     const tok = await store.create({ rate_limit: 5, window_seconds: 3600, allowed_routes: ['/api/v1/users/*', '/api/v1/broken/*'] })
     const expiredKey = 'expired-' + randomBytes(16).toString('base64url')

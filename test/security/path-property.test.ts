@@ -6,7 +6,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { normaliseTarget } from '../../src/lib/path.js'
@@ -17,7 +17,7 @@ const RUNS = 2000
 const redis = await sharedRedis()
 const up = await new Upstream().start()
 const token = await createTestToken(redis.url, { allowed_routes: ['/api/v1/users/*'] })
-const gw = await startGateway({ REDIS_URL: redis.url, LOG_LEVEL: 'warn', ROUTES: `/api/v1/users=${up.url},/api/v1/products=${up.url}` })
+const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, LOG_LEVEL: 'warn', ROUTES: `/api/v1/users=${up.url},/api/v1/products=${up.url}` })
 t.teardown(async () => {
   await gw.app.close()
   await up.close()

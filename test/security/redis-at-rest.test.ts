@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis'
 import { request } from 'undici'
 import { RedisServer } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
+import { CALM, startGateway } from '../helpers/gateway.js'
 import { main } from '../../src/cli.js'
 import { TokenStore } from '../../src/token-store.js'
 import { digestApiKey } from '../../src/lib/token.js'
@@ -53,7 +53,7 @@ t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t)
   const r = server.client()
   const up = await new Upstream().start()
   const ADMIN = 'adm-' + randomBytes(16).toString('hex')
-  const gw = await startGateway({ REDIS_URL: server.url, ADMIN_TOKEN: ADMIN, ROUTES: `/api/v1/users=${up.url}` })
+  const gw = await startGateway({ ...CALM, REDIS_URL: server.url, ADMIN_TOKEN: ADMIN, ROUTES: `/api/v1/users=${up.url}` })
   const saved = { REDIS_URL: process.env.REDIS_URL, REDIS_KEY_PREFIX: process.env.REDIS_KEY_PREFIX, REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES }
   process.env.REDIS_URL = server.url
   process.env.REDIS_KEY_PREFIX = 'portcullis:'
