@@ -54,6 +54,7 @@ export function queryCarriesToken (query: string, token: string | null): boolean
 }
 
 function safeDecode (s: string): string {
+  if (!s.includes('%') && !s.includes('+')) return s
   try {
     return decodeURIComponent(s.replace(/\+/g, ' '))
   } catch {
