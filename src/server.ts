@@ -77,13 +77,16 @@ function runPrimary (config: Config): void {
   const log = pino({ level: config.logLevel })
   let stopping = false
   let restarts = 0
+  let uncleanWorkers = 0
   startClusterMetrics()
   const fork = (): void => { cluster.fork() }
   for (let i = 0; i < config.workers; i++) fork()
   log.info({ workers: config.workers }, 'primary started workers')
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+      // A worker that ran out of grace (exit 1) makes the whole shutdown unclean, as with WORKERS=1.
+      if (code !== 0) uncleanWorkers++
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(uncleanWorkers === 0 ? 0 : 1)
       return
     }
     restarts++
