@@ -29,10 +29,12 @@ export default fp<RedisPluginOptions>(async function redisPlugin (app, opts) {
     if (up) app.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
     up = false
   })
+  let closing = false
   client.on('close', () => {
-    if (up) app.log.warn('redis connection lost; reconnecting')
+    if (up && !closing) app.log.warn('redis connection lost; reconnecting')
     up = false
   })
+  app.addHook('preClose', async () => { closing = true })
   // @fastify/redis types the client as a single-node Redis; a Cluster answers the same commands we use.
   await app.register(fastifyRedis, { client: client as never, closeClient: true })
   app.decorate<RedisClient>('redisClient', client)
