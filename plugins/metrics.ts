@@ -19,7 +19,7 @@
 import fp from 'fastify-plugin'
 import cluster from 'node:cluster'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
@@ -95,6 +95,8 @@ export class GatewayMetrics {
     for (const r of RATE_LIMIT_RESULTS) this.rateLimit.inc({ result: r }, 0)
     for (const route of this.routePrefixes) for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
     this.redisErrors.inc(0)
+    // Summed over workers by src/cluster-metrics.ts: says how many processes a scrape covers.
+    new Gauge({ name: 'portcullis_workers', help: 'Gateway worker processes whose metrics this scrape sums', registers }).set(1)
     collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' })
   }
 

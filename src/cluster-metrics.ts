@@ -28,6 +28,21 @@ const AGGREGATE_TIMEOUT_MS = 3000
 
 interface Message { type?: string, id?: number, text?: string, error?: string, metrics?: MetricsJson }
 
+// With a callback, a send on a channel that just closed reports to it instead of emitting an
+// 'error' event that nobody listens to (which would crash the process).
+const ignore = (): void => {}
+
+/** Sends to the primary; false when the IPC channel is gone. */
+function toPrimary (msg: Message): boolean {
+  if (process.send === undefined || !process.connected) return false
+  process.send(msg, undefined, undefined, ignore)
+  return true
+}
+
+function toWorker (worker: Worker, msg: Message): void {
+  if (worker.isConnected()) worker.send(msg, undefined, undefined, ignore)
+}
+
 /** Starts the primary's side: tracks which workers have metrics and answers their aggregate requests. */
 export function startClusterMetrics (): void {
   const members = new Set<number>()
@@ -45,7 +60,7 @@ export function startClusterMetrics (): void {
         else resolve(result)
       }
       pending.set(id, settle)
-      worker.send({ type: COLLECT, id })
+      toWorker(worker, { type: COLLECT, id })
     })
   }
 
@@ -63,8 +78,8 @@ export function startClusterMetrics (): void {
       case COLLECTED: pending.get(msg.id ?? -1)?.(msg.metrics ?? []); break
       case AGGREGATE:
         aggregate().then(
-          (text) => { if (worker.isConnected()) worker.send({ type: RESULT, id: msg.id, text }) },
-          (err: Error) => { if (worker.isConnected()) worker.send({ type: RESULT, id: msg.id, error: err.message }) }
+          (text) => { toWorker(worker, { type: RESULT, id: msg.id, text }) },
+          (err: Error) => { toWorker(worker, { type: RESULT, id: msg.id, error: err.message }) }
         )
         break
     }
@@ -77,15 +92,15 @@ export function attachWorkerMetrics (registry: Registry): () => void {
   const onMessage = (msg: Message): void => {
     if (msg?.type !== COLLECT) return
     registry.getMetricsAsJSON().then(
-      (metrics) => { process.send?.({ type: COLLECTED, id: msg.id, metrics }) },
-      () => { process.send?.({ type: COLLECTED, id: msg.id, metrics: [] }) }
+      (metrics) => { toPrimary({ type: COLLECTED, id: msg.id, metrics }) },
+      () => { toPrimary({ type: COLLECTED, id: msg.id, metrics: [] }) }
     )
   }
   process.on('message', onMessage)
-  process.send?.({ type: READY })
+  toPrimary({ type: READY })
   return () => {
     process.off('message', onMessage)
-    if (process.connected) process.send?.({ type: GONE })
+    toPrimary({ type: GONE })
   }
 }
 
@@ -107,7 +122,6 @@ export async function clusterMetricsText (): Promise<string> {
       else reject(result)
     }
     process.on('message', onMessage)
-    if (process.send === undefined) done(new Error('not a cluster worker'))
-    else process.send({ type: AGGREGATE, id })
+    if (!toPrimary({ type: AGGREGATE, id })) done(new Error('no IPC channel to the cluster primary'))
   })
 }
