@@ -1,0 +1,81 @@
+/**
+ * `npm run openapi`: writes openapi/openapi.json from the gateway itself, built by the same
+ * buildApp as production with a fixed demo ROUTES, so the checked-in document is exactly what
+ * `GET /docs/json` serves for those routes (test/openapi.test.ts holds the two together).
+ *
+ * The app needs a Redis to start: the one at REDIS_URL when set, else a private `redis-server`
+ * from PATH on a free port, stopped afterwards. Nothing is written to that Redis.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { dirname } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/lib/config.js'
+import { createRedisClient, waitUntilReady } from '../src/redis-client.js'
+import { openapiText } from '../plugins/swagger.js'
+
+/** Where the document is checked in, relative to the package root (npm runs scripts there). */
+export const OPENAPI_FILE = 'openapi/openapi.json'
+
+/** The route prefixes the checked-in document describes; upstream addresses never appear in it. */
+export const OPENAPI_ROUTES = '/api/v1/users=http://127.0.0.1:3001,/api/v1/products=http://127.0.0.1:3002'
+
+/** Builds the app for the demo routes against the Redis at `redisUrl` and returns the document text. */
+export async function generateOpenapi (redisUrl: string): Promise<string> {
+  const config = loadConfig({ ROUTES: OPENAPI_ROUTES, REDIS_URL: redisUrl, LOG_LEVEL: 'warn' }, { requireRoutes: true })
+  const redis = createRedisClient(config)
+  redis.on('error', () => {})
+  try {
+    await waitUntilReady(redis, 5000)
+  } catch (err) {
+    redis.disconnect()
+    throw err
+  }
+  const app = await buildApp(config, { redis })
+  try {
+    await app.ready()
+    return openapiText(app)
+  } finally {
+    await app.close()
+  }
+}
+
+async function freePort (): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const addr = srv.address()
+  srv.close()
+  if (addr === null || typeof addr === 'string') throw new Error('no free port')
+  return addr.port
+}
+
+/** Runs `fn` with REDIS_URL, or with a private redis-server that is killed afterwards. */
+async function withRedis<T> (fn: (url: string) => Promise<T>): Promise<T> {
+  const given = process.env.REDIS_URL
+  if (given !== undefined && given !== '') return await fn(given)
+  const port = await freePort()
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const failed = once(proc, 'error').then(([err]) => { throw new Error(`cannot start redis-server from PATH (${(err as Error).message}); set REDIS_URL`) })
+  try {
+    return await Promise.race([fn(`redis://127.0.0.1:${port}`), failed])
+  } finally {
+    proc.kill('SIGKILL')
+  }
+}
+
+async function main (): Promise<void> {
+  const text = await withRedis(generateOpenapi)
+  await mkdir(dirname(OPENAPI_FILE), { recursive: true })
+  await writeFile(OPENAPI_FILE, text)
+  process.stdout.write(`wrote ${OPENAPI_FILE} (${Buffer.byteLength(text)} bytes)\n`)
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(() => { process.exit(0) }, (err: unknown) => {
+    process.stderr.write(`openapi: ${(err as Error).message}\n`)
+    process.exit(1)
+  })
+}
