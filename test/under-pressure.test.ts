@@ -1,0 +1,79 @@
+// Load shedding and readiness for real: a heap threshold the process always exceeds, and a
+// redis-server killed under a running gateway (and started again).
+import t from 'tap'
+import { request } from 'undici'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { RedisServer, sharedRedis } from './helpers/redis.js'
+import { Upstream } from './helpers/upstream.js'
+import { startGateway, type TestGateway } from './helpers/gateway.js'
+
+const upstream = await new Upstream().start()
+t.teardown(() => upstream.close())
+
+interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: Record<string, unknown> }
+
+async function get (gw: TestGateway, path: string): Promise<Answer> {
+  const res = await request(gw.url + path)
+  const text = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, body: text.startsWith('{') ? JSON.parse(text) as Record<string, unknown> : { text } }
+}
+
+/** Polls until `check` holds (under-pressure samples once a second), failing after `ms`. */
+async function eventually (ms: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await check()) return true
+    await sleep(100)
+  }
+  return false
+}
+
+t.test('over a heap threshold: proxied requests are shed with 503, probes and metrics still answer', async (t) => {
+  const redis = await sharedRedis()
+  const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api/v1/users=${upstream.url}`, PRESSURE_MAX_HEAP_USED_BYTES: '1' })
+  t.teardown(async () => { await gw.app.close(); await redis.close() })
+  const seenBefore = upstream.seen.length
+
+  t.ok(await eventually(10_000, async () => (await get(gw, '/api/v1/users/1')).status === 503), 'shedding starts within the sampling interval')
+  const shed = await get(gw, '/api/v1/users/1')
+  t.equal(shed.status, 503)
+  t.equal(shed.body.code, 'UNDER_PRESSURE')
+  t.match(shed.body, { statusCode: 503, error: 'Service Unavailable', message: /heapUsedBytes/ })
+  t.match(shed.headers['retry-after'], /^\d+$/)
+  t.equal(upstream.seen.length, seenBefore, 'a shed request never reaches the upstream')
+
+  t.same((await get(gw, '/healthz')).body, { status: 'ok' })
+  const ready = await get(gw, '/readyz')
+  t.equal(ready.status, 503)
+  t.match(ready.body, { status: 'unavailable', reason: /^under_pressure: heapUsedBytes \d+$/ })
+  const metrics = await get(gw, '/metrics')
+  t.equal(metrics.status, 200, '/metrics is exempt: a scrape shows the shedding')
+  t.match(metrics.body.text, /portcullis_gateway_errors_total\{route="\/api\/v1\/users",code="UNDER_PRESSURE"\} [1-9]/)
+})
+
+t.test('Redis stopped: /readyz is 503 with a redis reason, proxied requests 503; back to ready when it returns', async (t) => {
+  const server = await new RedisServer().start()
+  const gw = await startGateway({ REDIS_URL: server.url, ROUTES: `/api/v1/users=${upstream.url}` })
+  t.teardown(async () => { await gw.app.close(); await server.close() })
+  t.match(await get(gw, '/readyz'), { status: 200, body: { status: 'ready' } })
+
+  await server.stop()
+  const reasons = new Set<string>()
+  // Both moments count: before and after the once-a-second health check has noticed.
+  const deadline = Date.now() + 3000
+  while (Date.now() < deadline) {
+    const ready = await get(gw, '/readyz')
+    t.equal(ready.status, 503, 'not ready while Redis is down')
+    reasons.add(String(ready.body.reason))
+    await sleep(100)
+  }
+  for (const reason of reasons) t.match(reason, /^redis/, `reason "${reason}" names Redis`)
+  const proxied = await get(gw, '/api/v1/users/1')
+  t.equal(proxied.status, 503)
+  t.equal(proxied.body.code, 'STORE_UNAVAILABLE')
+  t.match(proxied.headers['retry-after'], /^\d+$/)
+  t.equal((await get(gw, '/healthz')).status, 200, 'liveness does not depend on Redis')
+
+  await server.start()
+  t.ok(await eventually(15_000, async () => (await get(gw, '/readyz')).status === 200), 'ready again once Redis answers')
+})
