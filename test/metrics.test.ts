@@ -87,6 +87,27 @@ t.test('an upstream 5xx is counted as 5xx, not as an upstream or gateway error',
   t.notMatch(after, /UPSTREAM_SAYS_NO/)
 })
 
+t.test('a 429 and a 401 are counted per route and code, and by the auth and rate-limit decisions', async (t) => {
+  const tight = await new TokenStore(client, 'portcullis:').create({ rate_limit: 1, burst: 1, window_seconds: 3600, allowed_routes: ['/*'] })
+  const before = await scrape()
+  const call = async (headers: Record<string, string>): Promise<number> => {
+    const res = await request(gw.url + '/api/v1/users/1', { headers })
+    await res.body.dump()
+    return res.statusCode
+  }
+  t.equal(await call({ authorization: `Bearer ${tight.api_key}` }), 200)
+  t.equal(await call({ authorization: `Bearer ${tight.api_key}` }), 429)
+  t.equal(await call({}), 401)
+  const after = await scrape()
+  const delta = (name: string, labels: Record<string, string>): number => valueOf(after, name, labels) - valueOf(before, name, labels)
+  t.equal(delta('portcullis_gateway_errors_total', { route: '/api/v1/users', code: 'RATE_LIMITED' }), 1)
+  t.equal(delta('portcullis_gateway_errors_total', { route: '/api/v1/users', code: 'TOKEN_MISSING' }), 1)
+  t.equal(delta('portcullis_ratelimit_decisions_total', { result: 'limited' }), 1)
+  t.equal(delta('portcullis_auth_decisions_total', { result: 'missing' }), 1)
+  t.equal(delta('portcullis_redis_command_duration_seconds_count', {}), 2, 'one script call per authenticated request')
+  t.notMatch(after, tight.id, 'the token id is no label value')
+})
+
 t.test('histograms expose their buckets, and the default process metrics are there', async (t) => {
   await send('/healthz')
   const text = await scrape()
