@@ -13,9 +13,12 @@ import { tokenKeys } from '../../src/lib/gcra.js'
 import { Redis } from 'ioredis'
 
 const PREFIX = 'behaviour:'
+// Not a fault test: a loaded CI machine must not turn a slow Redis reply or a stalled event loop
+// into a 503 here (the default 250 ms command timeout is tested in redis-faults.test.ts).
+const PATIENT = { REDIS_COMMAND_TIMEOUT_MS: '5000', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' }
 const redis = await sharedRedis()
 const upstream = await new Upstream().start()
-const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api=${upstream.url}`, REDIS_KEY_PREFIX: PREFIX, LOG_LEVEL: 'warn' })
+const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: `/api=${upstream.url}`, REDIS_KEY_PREFIX: PREFIX, LOG_LEVEL: 'warn', ...PATIENT })
 const client = new Redis(redis.url)
 t.teardown(async () => {
   client.disconnect()
