@@ -6,16 +6,14 @@
  * The app needs a Redis to start: the one at REDIS_URL when set, else a private `redis-server`
  * from PATH on a free port, stopped afterwards. Nothing is written to that Redis.
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { dirname } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/lib/config.js'
 import { createRedisClient, waitUntilReady } from '../src/redis-client.js'
 import { openapiText } from '../plugins/swagger.js'
+import { spawnPrivateRedis } from './private-redis.js'
 
 /** Where the document is checked in, relative to the package root (npm runs scripts there). */
 export const OPENAPI_FILE = 'openapi/openapi.json'
@@ -43,26 +41,15 @@ export async function generateOpenapi (redisUrl: string): Promise<string> {
   }
 }
 
-async function freePort (): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const addr = srv.address()
-  srv.close()
-  if (addr === null || typeof addr === 'string') throw new Error('no free port')
-  return addr.port
-}
-
 /** Runs `fn` with REDIS_URL, or with a private redis-server that is killed afterwards. */
 async function withRedis<T> (fn: (url: string) => Promise<T>): Promise<T> {
   const given = process.env.REDIS_URL
   if (given !== undefined && given !== '') return await fn(given)
-  const port = await freePort()
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  const failed = once(proc, 'error').then(([err]) => { throw new Error(`cannot start redis-server from PATH (${(err as Error).message}); set REDIS_URL`) })
+  const server = await spawnPrivateRedis()
   try {
-    return await Promise.race([fn(`redis://127.0.0.1:${port}`), failed])
+    return await fn(server.url)
   } finally {
-    proc.kill('SIGKILL')
+    await server.close()
   }
 }
 
