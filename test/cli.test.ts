@@ -1,25 +1,10 @@
 import { test } from 'tap'
-import { Readable } from 'node:stream'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RedisServer, freePort } from './helpers/redis.js'
-import { main } from '../src/cli.js'
+import { runCli } from './helpers/cli.js'
 import { digestApiKey } from '../src/lib/token.js'
-
-interface Run { code: number, out: string, err: string }
-
-/** Runs the CLI in-process with captured output and an optional stdin text. */
-async function run (argv: string[], stdin = ''): Promise<Run> {
-  let out = ''
-  let err = ''
-  const code = await main(argv, {
-    stdout: { write: (s: string) => { out += s } },
-    stderr: { write: (s: string) => { err += s } },
-    stdin: Readable.from([Buffer.from(stdin)])
-  })
-  return { code, out, err }
-}
 
 const seed = [
   { api_key: 'cli-seed-key-aaaaaaaaaaaa', id: 'seed-a', rate_limit: 100, expires_at: '2027-12-31T23:59:59Z', allowed_routes: ['/api/v1/users/*'] },
@@ -45,69 +30,69 @@ test('the token CLI against a real Redis', async (t) => {
   })
 
   await t.test('create prints the record with its api_key; list, show, revoke', async (t) => {
-    const c = await run(['tokens', 'create', '--rate-limit', '100', '--burst', '20', '--route', '/api/v1/users/*', '--route', 'GET,HEAD /api/v1/products/*', '--name', 'ci bot'])
+    const c = await runCli(['tokens', 'create', '--rate-limit', '100', '--burst', '20', '--route', '/api/v1/users/*', '--route', 'GET,HEAD /api/v1/products/*', '--name', 'ci bot'])
     t.equal(c.code, 0, c.err)
     t.equal(c.err, '')
     const token = JSON.parse(c.out)
     t.match(token, { api_key: /^pc_[A-Za-z0-9_-]{32}$/, id: /^tok_/, name: 'ci bot', rate_limit: 100, burst: 20, window_seconds: 60, expires_at: null, allowed_routes: ['/api/v1/users/*', 'GET,HEAD /api/v1/products/*'] })
     t.equal(await r.hget(`cli:{${digestApiKey(token.api_key)}}:token`, 'id'), token.id, 'stored under the key digest')
 
-    const ttl = await run(['tokens', 'create', '--rate-limit=5', '--ttl', '2h', '--route', '/*'])
+    const ttl = await runCli(['tokens', 'create', '--rate-limit=5', '--ttl', '2h', '--route', '/*'])
     t.equal(ttl.code, 0, ttl.err)
     const expires = Date.parse(JSON.parse(ttl.out).expires_at)
     t.ok(Math.abs(expires - (Date.now() + 7_200_000)) < 60_000, 'expires in about two hours')
 
-    const list = await run(['tokens', 'list'])
+    const list = await runCli(['tokens', 'list'])
     t.equal(list.code, 0)
     const lines = list.out.trimEnd().split('\n')
     t.equal(lines.length, 2, 'one JSON line per token')
     t.same(lines.map((l) => JSON.parse(l).id).sort(), [token.id, JSON.parse(ttl.out).id].sort())
     t.notOk(list.out.includes('api_key'), 'list shows no keys')
 
-    const show = await run(['tokens', 'show', token.id])
+    const show = await runCli(['tokens', 'show', token.id])
     t.equal(show.code, 0)
     const { api_key: key, ...pub } = token
     t.same(JSON.parse(show.out), pub)
     t.notOk(show.out.includes(key))
-    t.same(await run(['tokens', 'show', 'tok_nothere']), { code: 1, out: '', err: 'portcullis: no token with that id\n' })
+    t.same(await runCli(['tokens', 'show', 'tok_nothere']), { code: 1, out: '', err: 'portcullis: no token with that id\n' })
 
-    t.same(await run(['tokens', 'revoke', token.id]), { code: 0, out: 'revoked\n', err: '' })
-    t.equal((await run(['tokens', 'revoke', token.id])).code, 1, 'already revoked')
-    t.equal((await run(['tokens', 'show', token.id])).code, 1)
-    const byKey = await run(['tokens', 'revoke', JSON.parse(ttl.out).api_key])
+    t.same(await runCli(['tokens', 'revoke', token.id]), { code: 0, out: 'revoked\n', err: '' })
+    t.equal((await runCli(['tokens', 'revoke', token.id])).code, 1, 'already revoked')
+    t.equal((await runCli(['tokens', 'show', token.id])).code, 1)
+    const byKey = await runCli(['tokens', 'revoke', JSON.parse(ttl.out).api_key])
     t.equal(byKey.code, 0, 'revoke by plain key')
-    const missingKey = await run(['tokens', 'revoke', 'pc_never-issued-key-123456'])
+    const missingKey = await runCli(['tokens', 'revoke', 'pc_never-issued-key-123456'])
     t.equal(missingKey.code, 1)
     t.notOk(missingKey.err.includes('pc_never-issued-key-123456'), 'a key given on the command line is not echoed')
-    t.equal((await run(['tokens', 'list'])).out, '')
+    t.equal((await runCli(['tokens', 'list'])).out, '')
   })
 
   await t.test('import from a file and from stdin; all-or-nothing', async (t) => {
     await r.flushdb()
     const file = join(dir, 'tokens.json')
     await writeFile(file, JSON.stringify(seed))
-    const imported = await run(['tokens', 'import', file])
+    const imported = await runCli(['tokens', 'import', file])
     t.equal(imported.code, 0, imported.err)
     const ids = imported.out.trimEnd().split('\n')
     t.equal(ids[0], 'seed-a')
     t.match(ids[1], /^tok_/)
     t.equal(ids.length, 2)
 
-    const one = await run(['tokens', 'import', '-'], JSON.stringify({ ...seed[0], rate_limit: 7 }))
+    const one = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[0], rate_limit: 7 }))
     t.same(one, { code: 0, out: 'seed-a\n', err: '' }, 'stdin, one object: an edit of seed-a')
-    t.equal(JSON.parse((await run(['tokens', 'show', 'seed-a'])).out).rate_limit, 7)
+    t.equal(JSON.parse((await runCli(['tokens', 'show', 'seed-a'])).out).rate_limit, 7)
 
     const before = await r.dbsize()
-    const bad = await run(['tokens', 'import', '-'], JSON.stringify([{ ...seed[0], rate_limit: 1 }, { api_key: 'short', rate_limit: 0, allowed_routes: ['/a/../b'] }]))
+    const bad = await runCli(['tokens', 'import', '-'], JSON.stringify([{ ...seed[0], rate_limit: 1 }, { api_key: 'short', rate_limit: 0, allowed_routes: ['/a/../b'] }]))
     t.equal(bad.code, 2)
     t.match(bad.err, /^portcullis: 3 problems, nothing written:\n {2}record 2: api_key: must be/)
     t.match(bad.err, /record 2: rate_limit: must be/)
     t.match(bad.err, /record 2: allowed_routes\[0\]: invalid route pattern/)
     t.notOk(bad.err.includes(String(seed[0]?.api_key)))
     t.equal(await r.dbsize(), before)
-    t.equal(JSON.parse((await run(['tokens', 'show', 'seed-a'])).out).rate_limit, 7, 'the good record was not written either')
+    t.equal(JSON.parse((await runCli(['tokens', 'show', 'seed-a'])).out).rate_limit, 7, 'the good record was not written either')
 
-    const conflict = await run(['tokens', 'import', '-'], JSON.stringify({ ...seed[1], api_key: 'a-different-key-000000', id: 'seed-a' }))
+    const conflict = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[1], api_key: 'a-different-key-000000', id: 'seed-a' }))
     t.same(conflict, { code: 2, out: '', err: 'portcullis: record 1 (id seed-a): id seed-a already belongs to another token; nothing written\n' })
     t.equal(await r.dbsize(), before)
   })
@@ -153,51 +138,51 @@ test('the token CLI against a real Redis', async (t) => {
       [['tokens', 'revoke'], /missing ID_OR_KEY/],
       [['tokens', 'revoke', '--all'], /Unknown option '--all'/]
     ]
-    await run(['tokens', 'create', ...ok])
+    await runCli(['tokens', 'create', ...ok])
     const before = await r.dbsize()
     t.ok(before > 0)
     for (const [argv, want] of cases) {
-      const res = await run(argv)
+      const res = await runCli(argv)
       t.equal(res.code, 2, argv.join(' '))
       t.match(res.err, want, argv.join(' '))
       t.match(res.err, /^portcullis: [^\n]+\n$/, 'one line')
       t.equal(res.out, '')
     }
     for (const [argv, input] of [[['tokens', 'import', '-'], ''], [['tokens', 'import', '-'], 'not json'], [['tokens', 'import', '-'], '{"rate_limit": 5}']] as const) {
-      const res = await run([...argv], input)
+      const res = await runCli([...argv], input)
       t.equal(res.code, 2, `stdin ${JSON.stringify(input)}: ${res.err}`)
     }
-    t.notOk((await run(['tokens', 'import', badJson])).err.includes('cli-secret-key'), 'invalid JSON is not quoted back')
+    t.notOk((await runCli(['tokens', 'import', badJson])).err.includes('cli-secret-key'), 'invalid JSON is not quoted back')
     t.equal(await r.dbsize(), before, 'nothing written')
   })
 
   await t.test('help and usage', async (t) => {
     for (const argv of [['--help'], ['-h'], ['help'], ['tokens', '--help'], ['tokens', 'create', '--help'], ['tokens', 'import', '-h'], ['tokens', 'show', '--help'], ['tokens', 'list', '--help'], ['tokens', 'revoke', '--help'], ['serve', '--help']]) {
-      const res = await run(argv)
+      const res = await runCli(argv)
       t.equal(res.code, 0, argv.join(' '))
       t.match(res.out, /^Usage: portcullis <command>/)
     }
-    const none = await run([])
+    const none = await runCli([])
     t.equal(none.code, 2)
     t.match(none.err, /^Usage:/)
-    t.equal((await run(['tokens'])).code, 2)
+    t.equal((await runCli(['tokens'])).code, 2)
   })
 
   await t.test('configuration errors and an unreachable Redis: exit 1, one clear line, no hang', async (t) => {
     process.env.REDIS_KEY_PREFIX = '{bad}'
-    const cfg = await run(['tokens', 'list'])
+    const cfg = await runCli(['tokens', 'list'])
     t.equal(cfg.code, 1)
     t.match(cfg.err, /^portcullis: REDIS_KEY_PREFIX [^\n]+\n$/)
     process.env.REDIS_KEY_PREFIX = 'cli:'
 
     process.env.REDIS_URL = `redis://user:s3cret-pass@127.0.0.1:${await freePort()}/0`
     const started = Date.now()
-    const down = await run(['tokens', 'create', '--rate-limit', '5', '--route', '/*'])
+    const down = await runCli(['tokens', 'create', '--rate-limit', '5', '--route', '/*'])
     t.equal(down.code, 1)
     t.match(down.err, /^portcullis: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/0: [^\n]+\n$/)
     t.notOk(down.err.includes('s3cret-pass'), 'the password is not shown')
     t.ok(Date.now() - started < 10_000, 'fails within the connect timeout')
-    t.equal((await run(['tokens', 'create', '--rate-limit', '0', '--route', '/*'])).code, 2, 'arguments are checked before connecting')
+    t.equal((await runCli(['tokens', 'create', '--rate-limit', '0', '--route', '/*'])).code, 2, 'arguments are checked before connecting')
     process.env.REDIS_URL = server.url
   })
 })

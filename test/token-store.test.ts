@@ -1,27 +1,15 @@
 import { test } from 'tap'
 import type { Redis } from 'ioredis'
-import { RedisServer } from './helpers/redis.js'
+import { RedisServer, dumpAll } from './helpers/redis.js'
 import { TokenStore } from '../src/token-store.js'
 import { TokenInputError, digestApiKey, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../src/lib/token.js'
 
 const P = 'pct:'
 
 /** Every key and every value (hash fields and values included) in the database, as text. */
-async function dumpAll (r: Redis): Promise<string[]> {
-  const out: string[] = []
-  let cursor = '0'
-  do {
-    const [next, keys] = await r.scan(cursor, 'COUNT', 1000)
-    for (const k of keys) {
-      out.push(k)
-      const type = await r.type(k)
-      if (type === 'hash') out.push(...Object.entries(await r.hgetall(k)).flat())
-      else if (type === 'string') out.push(String(await r.get(k)))
-      else out.push(`<${type}>`)
-    }
-    cursor = next
-  } while (cursor !== '0')
-  return out
+async function dumpAllText (r: Redis): Promise<string[]> {
+  const { keys, values } = await dumpAll(r)
+  return [...keys, ...values]
 }
 
 test('token store against a real Redis', async (t) => {
@@ -100,7 +88,7 @@ test('token store against a real Redis', async (t) => {
     const a = await store.show('seed-a')
     t.same(a, { id: 'seed-a', name: '', rate_limit: 100, burst: 100, window_seconds: 60, expires_at: '2027-12-31T23:59:59Z', allowed_routes: seed[0]?.allowed_routes, created_at: a?.created_at })
     const created = await store.create({ rate_limit: 1, allowed_routes: ['/*'] })
-    const everything = (await dumpAll(r)).join('\n')
+    const everything = (await dumpAllText(r)).join('\n')
     for (const key of [...seed.map((s) => s.api_key), created.api_key]) {
       t.notOk(everything.includes(key), 'plaintext key not stored')
       t.ok(everything.includes(digestApiKey(key)), 'its digest is')
@@ -125,17 +113,17 @@ test('token store against a real Redis', async (t) => {
 
   await t.test('an id that belongs to another key is refused before anything is written', async (t) => {
     await store.importRecords(seed[0])
-    const before = await dumpAll(r)
+    const before = await dumpAllText(r)
     const err = await store.importRecords([seed[1], { ...seed[1], api_key: 'another-key-1234567890', id: 'seed-a' }]).catch((e: unknown) => e)
     t.same((err as TokenInputError).problems, ['record 2 (id seed-a): id seed-a already belongs to another token'])
-    t.same(await dumpAll(r), before, 'Redis unchanged')
+    t.same(await dumpAllText(r), before, 'Redis unchanged')
     const { id: _id, ...seedANoId } = seed[0] ?? {}
     const claimed = await store.importRecords([seedANoId, { ...seed[1], id: 'seed-a' }]).catch((e: unknown) => e)
     t.same((claimed as TokenInputError).problems, [
       "record 1: this key's token has id seed-a, which another record of the import claims",
       'record 2 (id seed-a): id seed-a already belongs to another token'
     ])
-    t.same(await dumpAll(r), before, 'Redis unchanged')
+    t.same(await dumpAllText(r), before, 'Redis unchanged')
   })
 
   await t.test('re-import edits in place: same id, created_at kept, fields replaced, limiter kept', async (t) => {

@@ -59,3 +59,32 @@ export async function sharedRedis (): Promise<{ url: string, close: () => Promis
   const s = shared
   return { url: s.url, close: async () => { await s.close(); shared = null } }
 }
+
+/** Every key matching `pattern`, by SCAN (never KEYS). */
+export async function scanKeys (r: Redis, pattern = '*'): Promise<string[]> {
+  const found: string[] = []
+  let cursor = '0'
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+    found.push(...keys)
+    cursor = next
+  } while (cursor !== '0')
+  return found
+}
+
+/** Every key name and every value as text: strings, hash fields and values, list, set, zset and stream members. */
+export async function dumpAll (r: Redis): Promise<{ keys: string[], values: string[] }> {
+  const keys = await scanKeys(r)
+  const values: string[] = []
+  for (const k of keys) {
+    const type = await r.type(k)
+    if (type === 'string') values.push(String(await r.get(k)))
+    else if (type === 'hash') values.push(...Object.entries(await r.hgetall(k)).flat())
+    else if (type === 'list') values.push(...await r.lrange(k, 0, -1))
+    else if (type === 'set') values.push(...await r.smembers(k))
+    else if (type === 'zset') values.push(...await r.zrange(k, '0', '-1', 'WITHSCORES'))
+    else if (type === 'stream') values.push(JSON.stringify(await r.xrange(k, '-', '+')))
+    else values.push(`<${type}>`)
+  }
+  return { keys, values }
+}

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { sharedRedis } from '../helpers/redis.js'
+import { scanKeys, sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
@@ -43,14 +43,7 @@ function rateLimit (h: Answer['headers']): { r: number, t: number } {
 }
 
 async function limiterKeys (): Promise<string[]> {
-  const found: string[] = []
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}*:gcra`, 'COUNT', 1000)
-    found.push(...keys)
-    cursor = next
-  } while (cursor !== '0')
-  return found
+  return await scanKeys(client, `${PREFIX}*:gcra`)
 }
 
 t.test('RateLimit counts down B-1 … 0 across a burst; RateLimit-Policy names q=B and w', async (t) => {

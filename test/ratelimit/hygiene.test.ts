@@ -4,7 +4,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { Redis } from 'ioredis'
-import { sharedRedis } from '../helpers/redis.js'
+import { scanKeys, sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
@@ -36,14 +36,7 @@ async function send (key: string, path = '/api/h'): Promise<{ status: number, t:
 }
 
 async function limiterKeys (): Promise<string[]> {
-  const found: string[] = []
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}*:gcra`, 'COUNT', 1000)
-    found.push(...keys)
-    cursor = next
-  } while (cursor !== '0')
-  return found
+  return await scanKeys(client, `${PREFIX}*:gcra`)
 }
 
 const limiterOf = (key: string): string => tokenKeys(PREFIX, digestApiKey(key)).limiter

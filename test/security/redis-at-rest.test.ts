@@ -3,49 +3,13 @@
 // in the database is read back and searched.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { Readable } from 'node:stream'
-import type { Redis } from 'ioredis'
 import { request } from 'undici'
-import { RedisServer } from '../helpers/redis.js'
+import { RedisServer, dumpAll } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway } from '../helpers/gateway.js'
-import { main } from '../../src/cli.js'
+import { runCli } from '../helpers/cli.js'
 import { TokenStore } from '../../src/token-store.js'
 import { digestApiKey } from '../../src/lib/token.js'
-
-/** Every key name and every value as text: strings, hash fields and values, list, set and zset members. */
-async function dumpAll (r: Redis): Promise<{ keys: string[], values: string[] }> {
-  const keys: string[] = []
-  const values: string[] = []
-  let cursor = '0'
-  do {
-    const [next, batch] = await r.scan(cursor, 'COUNT', 1000)
-    for (const k of batch) {
-      keys.push(k)
-      const type = await r.type(k)
-      if (type === 'string') values.push(String(await r.get(k)))
-      else if (type === 'hash') values.push(...Object.entries(await r.hgetall(k)).flat())
-      else if (type === 'list') values.push(...await r.lrange(k, 0, -1))
-      else if (type === 'set') values.push(...await r.smembers(k))
-      else if (type === 'zset') values.push(...await r.zrange(k, '0', '-1', 'WITHSCORES'))
-      else if (type === 'stream') values.push(JSON.stringify(await r.xrange(k, '-', '+')))
-      else values.push(`<${type}>`)
-    }
-    cursor = next
-  } while (cursor !== '0')
-  return { keys, values }
-}
-
-async function cli (argv: string[], stdin = ''): Promise<{ code: number, out: string, err: string }> {
-  let out = ''
-  let err = ''
-  const code = await main(argv, {
-    stdout: { write: (s: string) => { out += s } },
-    stderr: { write: (s: string) => { err += s } },
-    stdin: Readable.from([Buffer.from(stdin)])
-  })
-  return { code, out, err }
-}
 
 t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t) => {
   // A private server: the scan must see this test's data only, and all of it.
@@ -73,7 +37,7 @@ t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t)
   const ids: string[] = []
   // CLI create
   for (const extra of [[], ['--expires-at', '2031-01-01T00:00:00Z', '--name', 'cli made']]) {
-    const c = await cli(['tokens', 'create', '--rate-limit', '50', '--route', '/api/v1/users/*', ...extra])
+    const c = await runCli(['tokens', 'create', '--rate-limit', '50', '--route', '/api/v1/users/*', ...extra])
     t.equal(c.code, 0, c.err)
     const rec = JSON.parse(c.out) as { api_key: string, id: string }
     keys.push(rec.api_key)
@@ -81,7 +45,7 @@ t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t)
   }
   // CLI import, from stdin
   const imported = ['imported-key-' + randomBytes(12).toString('base64url'), 'Imp+or/ted~Key.' + randomBytes(9).toString('base64') + '==']
-  const imp = await cli(['tokens', 'import', '-'], JSON.stringify(imported.map((k) => ({ api_key: k, rate_limit: 50, allowed_routes: ['/api/v1/users/*'] }))))
+  const imp = await runCli(['tokens', 'import', '-'], JSON.stringify(imported.map((k) => ({ api_key: k, rate_limit: 50, allowed_routes: ['/api/v1/users/*'] }))))
   t.equal(imp.code, 0, imp.err)
   keys.push(...imported)
   // The store, as the CLI and the admin API use it
@@ -109,7 +73,7 @@ t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t)
     await res.body.dump()
   }
   // Revoke one by key (the CLI accepts a plain key) and one by id.
-  t.equal((await cli(['tokens', 'revoke', keys[0] as string])).code, 0)
+  t.equal((await runCli(['tokens', 'revoke', keys[0] as string])).code, 0)
   const del = await request(gw.url + `/admin/tokens/${ids[3] as string}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })
   t.equal(del.statusCode, 204)
   await del.body.dump()
