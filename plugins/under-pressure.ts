@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import underPressure, { TYPE_HEALTH_CHECK } from '@fastify/under-pressure'
+import { pingStore } from '../src/redis-client.js'
 import { storeUnavailable, underPressure as underPressureError } from '../src/lib/errors.js'
 
 declare module 'fastify' {
@@ -32,7 +33,8 @@ export default fp(async function underPressurePlugin (app) {
     healthCheckInterval: 1000,
     healthCheck: async () => {
       try {
-        redisHealthy = await app.redisClient.ping() === 'PONG'
+        await pingStore(app.redisClient)
+        redisHealthy = true
       } catch {
         redisHealthy = false
       }

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { exemptFromPressure } from '../plugins/under-pressure.js'
+import { pingStore } from '../src/redis-client.js'
 
 const HealthBody = Type.Object({ status: Type.Literal('ok') })
 const ReadyBody = Type.Object({
@@ -41,7 +42,7 @@ async function notReadyReason (app: FastifyInstance): Promise<string | null> {
   if (pressure === 'redis') return 'redis: not answering PING'
   if (pressure !== null) return `under_pressure: ${pressure}`
   try {
-    await app.redisClient.ping()
+    await pingStore(app.redisClient)
     return null
   } catch (err) {
     return `redis: ${(err as Error).message}`

@@ -75,3 +75,28 @@ export async function waitUntilReady (client: RedisClient, timeoutMs: number): P
     client.on('error', onError)
   })
 }
+
+/**
+ * Whether this instance can reach its store: the single node answers PING; for a Cluster, the
+ * client is ready and some master says `cluster_state:ok` (a plain `ping()` on a Cluster asks one
+ * random node, so readiness would flap). One dead master does not take every gateway out of
+ * service while the cluster still serves: its slots answer 503 per request, the others work, and
+ * failover brings it back; once the cluster declares itself failed, readiness says so.
+ */
+export async function pingStore (client: RedisClient): Promise<void> {
+  if (!(client instanceof Cluster)) {
+    const pong = await client.ping()
+    if (pong !== 'PONG') throw new Error(`PING answered ${pong}`)
+    return
+  }
+  if (client.status !== 'ready') throw new Error(`cluster client is ${client.status}`)
+  const masters = client.nodes('master')
+  let info: string
+  try {
+    info = await Promise.any(masters.map(async (node) => await node.cluster('INFO')))
+  } catch {
+    throw new Error(`none of ${masters.length} Redis Cluster masters answers`)
+  }
+  const state = /^cluster_state:(\w+)/m.exec(info)?.[1] ?? 'unknown'
+  if (state !== 'ok') throw new Error(`cluster_state is ${state}`)
+}

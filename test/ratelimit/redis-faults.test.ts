@@ -167,8 +167,14 @@ t.test('Redis Cluster: a master killed gives fast 503s for its tokens; restarted
     const code = res.statusCode === 200 ? null : (JSON.parse(text) as { code?: string }).code ?? null
     return { status: res.statusCode, code, retryAfter: res.headers['retry-after'] as string | undefined, ms: performance.now() - started }
   }
+  const creadyz = async (): Promise<{ status: number, reason?: string }> => {
+    const res = await request(cgw.url + '/readyz')
+    return { ...(await res.body.json() as { reason?: string }), status: res.statusCode }
+  }
   t.equal((await at(onDead)).status, 200)
   t.equal((await at(onLive)).status, 200)
+  const before = await creadyz()
+  t.equal(before.status, 200, `/readyz is 200 while every master answers (${before.reason ?? 'ready'})`)
 
   await cluster.stopNode(0)
   const forwarded = upstream.seen.length
@@ -186,6 +192,9 @@ t.test('Redis Cluster: a master killed gives fast 503s for its tokens; restarted
   const slowest = Math.max(...dead.map((a) => a.ms), ...live.map((a) => a.ms))
   t.ok(slowest < 1000, `each answered in under 1 s (slowest ${Math.round(slowest)} ms)`)
   t.equal(upstream.seen.length, forwarded + live.filter((a) => a.status === 200).length, 'only admitted requests were forwarded')
+  // cluster-node-timeout is 2 s: then the cluster declares itself failed and readiness follows.
+  const unready = await within(8000, async () => /cluster_state is fail/.test((await creadyz()).reason ?? ''), 100)
+  t.not(unready, null, '/readyz turns 503 once the cluster state is fail')
   t.comment(`cluster, master down: dead-slot 503s in ≤ ${Math.round(Math.max(...dead.map((a) => a.ms)))} ms; live-slot answers ${live.map((a) => a.status).join(' ')}`)
 
   await cluster.startNode(0) // rejoins from nodes.conf, with an empty data set
@@ -193,6 +202,7 @@ t.test('Redis Cluster: a master killed gives fast 503s for its tokens; restarted
   await cluster.waitUntilOk(restarted + 20_000)
   const back = await within(5000, async () => (await at(onLive)).status === 200, 100)
   t.not(back, null, 'the live master\'s token passes again')
+  t.not(await within(5000, async () => (await creadyz()).status === 200, 100), null, '/readyz is 200 again')
   const fresh = await tokenOn(0)
   t.equal((await at(fresh)).status, 200, 'a token on the restarted master passes')
   t.comment(`cluster recovery: 200 again ${Date.now() - restarted} ms after the master was restarted`)
