@@ -27,7 +27,9 @@ export function normaliseTarget (rawTarget: string): NormalisedTarget {
     const path = q === -1 ? rawTarget : rawTarget.slice(0, q)
     const query = q === -1 ? '' : rawTarget.slice(q)
     checkQuery(query)
-    return { ok: true, path: isAlreadyNormal(path) ? path : normalisePath(path), query }
+    const normal = isAlreadyNormal(path) ? path : normalisePath(path)
+    checkForwardable(normal)
+    return { ok: true, path: normal, query }
   } catch (err) {
     if (err instanceof PathRejection) return { ok: false, reason: err.message }
     throw err
@@ -51,6 +53,15 @@ function excerpt (s: string): string {
 function checkOriginForm (target: string): void {
   if (target.charCodeAt(0) !== SLASH) reject('the request target must be a path starting with "/"')
   if (target.includes('#')) reject('a fragment ("#") is not allowed in a request target')
+}
+
+/**
+ * A name that starts with `..` ("...", "..a") or ends with `..` before another segment ("b../c") is
+ * not a dot segment, but reading `/..` or `../` in it is exactly the slip a lenient parser makes,
+ * and the upstream client (reply-from) refuses such URLs outright. Refused, not forwarded.
+ */
+function checkForwardable (path: string): void {
+  if (path.includes('/..') || path.includes('../')) reject('a segment starting with ".." (or ending with ".." before another segment)')
 }
 
 /**
