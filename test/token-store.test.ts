@@ -2,7 +2,7 @@ import { test } from 'tap'
 import type { Redis } from 'ioredis'
 import { RedisServer, dumpAll } from './helpers/redis.js'
 import { TokenStore } from '../src/token-store.js'
-import { TokenInputError, digestApiKey, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../src/lib/token.js'
+import { TokenInputError, digestApiKey, routesRevision, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../src/lib/token.js'
 
 const P = 'pct:'
 
@@ -27,7 +27,7 @@ test('token store against a real Redis', async (t) => {
     t.same(c, { api_key: c.api_key, id: c.id, name: 'ci', rate_limit: 100, burst: 100, window_seconds: 60, expires_at: null, allowed_routes: ['/api/v1/users/*'], created_at: '2026-03-01T12:00:00Z' })
     const d = digestApiKey(c.api_key)
     const stored = await r.hgetall(tokenRecordKey(P, d))
-    t.same(stored, { id: c.id, name: 'ci', rate_limit: '100', allowed_routes: '["/api/v1/users/*"]', created_at: '2026-03-01T12:00:00Z' }, 'burst and window absent in Redis')
+    t.same(stored, { id: c.id, name: 'ci', rate_limit: '100', allowed_routes: '["/api/v1/users/*"]', routes_rev: routesRevision('["/api/v1/users/*"]'), created_at: '2026-03-01T12:00:00Z' }, 'burst and window absent in Redis')
     t.equal(await r.hget(tokenIndexKey(P), c.id), d)
     const { api_key: _k, ...pub } = c
     t.same(await store.show(c.id), pub)
@@ -136,6 +136,7 @@ test('token store against a real Redis', async (t) => {
     const after = await store.show(id as string)
     t.same(after, { id, name: '', rate_limit: 7, burst: 7, window_seconds: 60, expires_at: null, allowed_routes: ['/only/*'], created_at: before?.created_at })
     t.notOk('burst' in await r.hgetall(tokenRecordKey(P, d)), 'old burst does not linger')
+    t.equal(await r.hget(tokenRecordKey(P, d), 'routes_rev'), routesRevision('["/only/*"]'), 'the routes revision follows the edit')
     t.equal(await r.get(tokenLimiterKey(P, d)), '42', 'an edit does not reset the limiter')
 
     // giving a new id renames the token: the old id no longer resolves

@@ -259,13 +259,24 @@ export function parseTtl (text: string): number | null {
   return ms <= 100 * 366 * 86_400_000 ? ms : null
 }
 
+/**
+ * The routes revision stored as `routes_rev`: the first 16 hex digits of SHA-256 of the stored
+ * allowed_routes JSON text. The rate-limit script sends the routes only when a gateway's compiled
+ * revision differs from it, so it must change whenever that text does.
+ */
+export function routesRevision (allowedRoutesJson: string): string {
+  return hash('sha256', allowedRoutesJson, 'hex').slice(0, 16)
+}
+
 /** The hash fields stored at tokenRecordKey; absent optional values are not written at all. */
 export function toRedisHash (r: TokenRecord): Record<string, string> {
+  const routes = JSON.stringify(r.allowed_routes)
   const h: Record<string, string> = {
     id: r.id,
     name: r.name,
     rate_limit: String(r.rate_limit),
-    allowed_routes: JSON.stringify(r.allowed_routes),
+    allowed_routes: routes,
+    routes_rev: routesRevision(routes),
     created_at: r.created_at
   }
   if (r.burst !== undefined) h.burst = String(r.burst)
