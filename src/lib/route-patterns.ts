@@ -1,5 +1,6 @@
 // allowed_routes patterns of SPEC §3: parsed and checked once when a token is written, compiled
-// once per distinct record text, then matched per request without regular expressions.
+// once per routes revision (src/lib/matcher-cache.ts), then matched per request without regular
+// expressions.
 
 /**
  * Methods a pattern may name. The RFC 9110 methods plus PATCH: a typo such as `GTE` must be
@@ -154,26 +155,35 @@ export function compileRoutePatterns (patterns: readonly string[]): RouteMatcher
 /** Allows nothing: what a corrupt stored allowed_routes compiles to, so a bad record fails closed. */
 export const DENY_ALL: RouteMatcher = Object.freeze({ allows: () => false })
 
+/**
+ * Compiles a record's allowed_routes JSON text, uncached. A text that is not a JSON array of valid
+ * patterns yields DENY_ALL (fail closed).
+ */
+export function compileRoutesJson (json: string): RouteMatcher {
+  try {
+    const parsed: unknown = JSON.parse(json)
+    if (Array.isArray(parsed) && parsed.every((p): p is string => typeof p === 'string')) {
+      return compileRoutePatterns(parsed)
+    }
+  } catch {
+    // DENY_ALL: a record written by another tool must not open routes it fails to describe.
+  }
+  return DENY_ALL
+}
+
 /** Upper bound on cached matchers; distinct allowed_routes texts, not tokens, fill it. */
 export const ROUTE_CACHE_MAX = 10_000
 const cache = new Map<string, RouteMatcher>()
 
 /**
  * The matcher for a record's allowed_routes JSON text, compiled once per distinct text (oldest
- * evicted first). A text that is not a JSON array of valid patterns yields DENY_ALL (fail closed).
+ * evicted first); as compileRoutesJson otherwise. Used for records without a routes revision,
+ * whose text arrives on every request (src/lib/matcher-cache.ts).
  */
 export function compiledRoutes (json: string): RouteMatcher {
   const hit = cache.get(json)
   if (hit !== undefined) return hit
-  let matcher = DENY_ALL
-  try {
-    const parsed: unknown = JSON.parse(json)
-    if (Array.isArray(parsed) && parsed.every((p): p is string => typeof p === 'string')) {
-      matcher = compileRoutePatterns(parsed)
-    }
-  } catch {
-    // DENY_ALL: a record written by another tool must not open routes it fails to describe.
-  }
+  const matcher = compileRoutesJson(json)
   if (cache.size >= ROUTE_CACHE_MAX) {
     const oldest = cache.keys().next()
     if (oldest.done !== true) cache.delete(oldest.value)
