@@ -2,8 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { bearerToken, queryCarriesToken } from '../src/lib/bearer.js'
 import { digestApiKey } from '../src/lib/token.js'
-import { compiledRoutes } from '../src/lib/route-patterns.js'
-import { routeForbidden, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'
+import { MatcherCache } from '../src/lib/matcher-cache.js'
+import { routeForbidden, storeUnavailable, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,6 +23,8 @@ declare module 'fastify' {
  */
 export default fp(async function authPlugin (app) {
   app.decorateRequest('consumer', null)
+  // Per app: each gateway instance tells the script which routes revision it holds.
+  const matchers = new MatcherCache()
 
   app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
     const target = request.target
@@ -37,7 +39,10 @@ export default fp(async function authPlugin (app) {
       app.metrics.authDecision('TOKEN_INVALID')
       throw tokenInvalid('Tokens are not accepted in the query string')
     }
-    const result = await app.gate.check(digestApiKey(bearer.token))
+    const digest = digestApiKey(bearer.token)
+    // Held across the call, so an eviction meanwhile cannot orphan an "unchanged" reply.
+    const held = matchers.get(digest)
+    const result = await app.gate.check(digest, held?.rev)
     if (result.status === 'unknown') {
       app.metrics.authDecision('TOKEN_INVALID')
       throw tokenInvalid()
@@ -47,7 +52,13 @@ export default fp(async function authPlugin (app) {
       app.metrics.authDecision('TOKEN_EXPIRED')
       throw tokenExpired()
     }
-    if (!compiledRoutes(result.allowedRoutes).allows(request.method, target.path)) {
+    const matcher = matchers.resolve(digest, held, result.allowedRoutes, result.routesRev)
+    if (matcher === null) {
+      // Unreachable while decodeGateReply checks the revision; were it not, refuse rather than guess.
+      app.metrics.authDecision('STORE_UNAVAILABLE')
+      throw storeUnavailable()
+    }
+    if (!matcher.allows(request.method, target.path)) {
       app.metrics.authDecision('ROUTE_FORBIDDEN')
       throw routeForbidden(request.method, target.path)
     }

@@ -7,8 +7,12 @@ type LimitedOrAllowed = Extract<GateResult, { status: 'allowed' | 'limited' }>
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The hot path's only Redis command: token record + GCRA decision in one script call. */
-    gate: { check: (digest: string) => Promise<GateResult> }
+    /**
+     * The hot path's only Redis command: token record + GCRA decision in one script call.
+     * `routesRev` is the routes revision the caller has compiled for this token ('' for none):
+     * the reply then carries the routes only when the stored revision differs.
+     */
+    gate: { check: (digest: string, routesRev?: string) => Promise<GateResult> }
     /** onRequest hook of the proxy scope: RateLimit headers on every answer, 429 when limited. */
     enforceRateLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
@@ -18,7 +22,7 @@ declare module 'fastify' {
   }
 }
 
-type GateCommand = (record: string, limiter: string, defaultWindow: number, cost: number) => Promise<unknown>
+type GateCommand = (record: string, limiter: string, defaultWindow: number, cost: number, routesRev: string) => Promise<unknown>
 
 /**
  * GCRA rate limiting shared by every gateway instance through one atomic Redis script
@@ -32,11 +36,11 @@ export default fp(async function rateLimitPlugin (app) {
   const { redisKeyPrefix: prefix, rateLimitWindowSeconds: defaultWindow } = app.config
 
   app.decorate('gate', {
-    async check (digest: string): Promise<GateResult> {
+    async check (digest: string, routesRev = ''): Promise<GateResult> {
       const keys = tokenKeys(prefix, digest)
       const started = performance.now()
       try {
-        const result = decodeGateReply(await run.call(client, keys.record, keys.limiter, defaultWindow, 1))
+        const result = decodeGateReply(await run.call(client, keys.record, keys.limiter, defaultWindow, 1, routesRev), routesRev)
         app.metrics.observeRedis((performance.now() - started) / 1000, true)
         return result
       } catch (err) {

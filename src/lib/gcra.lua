@@ -1,8 +1,12 @@
 -- Token check + GCRA rate limit in one atomic call: one round trip per request, and no
 -- check-then-act race between gateway instances (the decision and the write cannot interleave).
 -- KEYS[1] token record (HASH), KEYS[2] limiter TAT (STRING, integer µs); both carry the same
--- hash tag, so they live in one Cluster slot. ARGV[1] default window (s), ARGV[2] cost.
--- Replies: {0} unknown | {1, id} expired | {2|3, id, allowed_routes, burst, w, remaining, t}.
+-- hash tag, so they live in one Cluster slot. ARGV[1] default window (s), ARGV[2] cost,
+-- ARGV[3] the routes revision the gateway has compiled for this token ('' when none).
+-- Replies: {0} unknown | {1, id} expired | {2|3, id, routes, routes_rev, burst, w, remaining, t},
+-- where routes is the allowed_routes JSON text, or '' when routes_rev equals ARGV[3] (the
+-- gateway's compiled copy is current), and routes_rev is the stored revision or '' when the record
+-- has none (then routes are always sent).
 
 -- A present but malformed number is an error, never a default: a corrupted record must not
 -- fail open (an unreadable expiry read as "never expires", a limit read as "no limit").
@@ -14,7 +18,7 @@ local function int (v, fallback, min)
 end
 
 local f = redis.call('HMGET', KEYS[1], 'id', 'rate_limit', 'burst', 'window_seconds',
-  'expires_at_us', 'allowed_routes')
+  'expires_at_us', 'allowed_routes', 'routes_rev')
 local id = f[1]
 -- Unknown or revoked: answer before touching the limiter so such tokens write nothing.
 if not id then return {0} end
@@ -47,8 +51,14 @@ end
 -- Seconds the configured policy takes to refill a full bucket, from the exact ratio rather than
 -- from dvt: dvt exceeds it by < burst µs when T rounds up, which would print w = window + 1.
 local w = math.max(1, math.ceil(burst * window / rate))
--- Absent routes mean none: fail closed, and the reply stays a string for the decoder.
-local routes = f[6] or '[]'
+-- Absent routes mean none: fail closed, and the reply stays a non-empty string for the decoder.
+-- A revision is trusted only beside routes and only in the form token.ts writes (16 hex digits);
+-- otherwise the routes travel every time, as for records written before routes_rev existed.
+local routes, rev = f[6], f[7]
+if not routes or routes == '' then routes, rev = '[]', false end
+if not (rev and #rev == 16 and string.match(rev, '^[0-9a-f]+$')) then rev = '' end
+-- Up to ~100 KB of patterns: send them only when the gateway's compiled copy is stale.
+if rev ~= '' and rev == ARGV[3] then routes = '' end
 
 local stored = redis.call('GET', KEYS[2])
 local tat = math.max(stored and tonumber(stored) or now, now)
@@ -59,8 +69,8 @@ if new - now <= dvt then
   -- The key expires when the bucket is full again, where "no key" means the same thing; PX must
   -- be an integer >= 1. %d keeps every digit (tostring would use %.14g).
   redis.call('SET', KEYS[2], string.format('%d', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
-  return {2, id, routes, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000)}
+  return {2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000)}
 end
 
 -- Refused requests write nothing, so a client under sustained overload still recovers.
-return {3, id, routes, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000))}
+return {3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000))}

@@ -12,8 +12,13 @@ export type GateResult =
   | {
     status: 'allowed' | 'limited'
     id: string
-    /** JSON array text of the token's route patterns, parsed by the caller. */
-    allowedRoutes: string
+    /**
+     * JSON array text of the token's route patterns, parsed by the caller; null when the stored
+     * revision is the one the caller passed (its compiled copy is current, so nothing was sent).
+     */
+    allowedRoutes: string | null
+    /** The stored routes revision (token.ts routesRevision), '' for a record without one. */
+    routesRev: string
     burst: number
     /** Seconds the policy takes to refill a full bucket. */
     policyWindow: number
@@ -29,6 +34,7 @@ export type GateDecision = Extract<GateResult, { status: 'allowed' | 'limited' }
 export type RateLimitState = Pick<GateDecision, 'burst' | 'policyWindow' | 'remaining' | 'resetSeconds'>
 
 const DIGEST = /^[0-9a-f]{64}$/
+const ROUTES_REV = /^(?:[0-9a-f]{16})?$/
 
 function malformed (raw: unknown, why: string): Error {
   let shown: string
@@ -41,22 +47,29 @@ function count (raw: unknown, v: unknown, name: string, min: number): number {
   return v
 }
 
-/** Decodes the script's raw reply; throws on a malformed reply. */
-export function decodeGateReply (raw: unknown): GateResult {
+/**
+ * Decodes the script's raw reply to a call made with `knownRev` as ARGV[3]; throws on a malformed
+ * reply, including "routes unchanged" for a revision other than `knownRev`.
+ */
+export function decodeGateReply (raw: unknown, knownRev = ''): GateResult {
   // A reply we cannot read must surface as an error (503), never as a decision (401 or a pass).
   if (!Array.isArray(raw) || raw.length === 0) throw malformed(raw, 'not a non-empty array')
-  const [code, id, routes, burst, w, remaining, t] = raw as unknown[]
-  const want = code === 0 ? 1 : code === 1 ? 2 : code === 2 || code === 3 ? 7 : -1
+  const [code, id, routes, rev, burst, w, remaining, t] = raw as unknown[]
+  const want = code === 0 ? 1 : code === 1 ? 2 : code === 2 || code === 3 ? 8 : -1
   if (want === -1) throw malformed(raw, 'unknown status code')
   if (raw.length !== want) throw malformed(raw, `expected ${want} elements`)
   if (code === 0) return { status: 'unknown' }
   if (typeof id !== 'string' || id === '') throw malformed(raw, 'id is not a non-empty string')
   if (code === 1) return { status: 'expired', id }
   if (typeof routes !== 'string') throw malformed(raw, 'allowed_routes is not a string')
+  if (typeof rev !== 'string' || !ROUTES_REV.test(rev)) throw malformed(raw, 'routes_rev is not empty or 16 hex digits')
+  // "Unchanged" must name the very revision the caller holds, else it would match with routes it never saw.
+  if (routes === '' && (rev === '' || rev !== knownRev)) throw malformed(raw, 'routes unchanged from a revision the caller does not hold')
   return {
     status: code === 2 ? 'allowed' : 'limited',
     id,
-    allowedRoutes: routes,
+    allowedRoutes: routes === '' ? null : routes,
+    routesRev: rev,
     burst: count(raw, burst, 'burst', 1),
     policyWindow: count(raw, w, 'policy window', 1),
     remaining: count(raw, remaining, 'remaining', 0),

@@ -4,10 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { RedisServer } from '../helpers/redis.js'
 import { GCRA_COMMAND, GCRA_SCRIPT, decodeGateReply, tokenKeys, type GateDecision, type GateResult } from '../../src/lib/gcra.js'
+import { routesRevision } from '../../src/lib/token.js'
 
-type Gate = (record: string, limiter: string, defaultWindow: number, cost: number) => Promise<unknown>
+type Gate = (record: string, limiter: string, defaultWindow: number, cost: number, routesRev: string) => Promise<unknown>
 type Keys = { record: string, limiter: string }
-type GateFn = (keys: Keys, cost?: number, defaultWindow?: number) => Promise<GateResult>
+type GateFn = (keys: Keys, cost?: number, defaultWindow?: number, routesRev?: string) => Promise<GateResult>
 
 const DEFAULT_WINDOW = 60
 
@@ -16,17 +17,19 @@ let server: RedisServer
 let clients: Redis[] = []
 let redis: Redis
 let gate: GateFn
+let rawGate: Gate
 
 /** A client with the script defined exactly as the gateway defines it. */
-function gateClient (): { redis: Redis, gate: GateFn } {
+function gateClient (): { redis: Redis, gate: GateFn, raw: Gate } {
   const r = server.client()
   clients.push(r)
   r.defineCommand(GCRA_COMMAND, { numberOfKeys: 2, lua: GCRA_SCRIPT })
   const fn = (r as unknown as Record<string, Gate>)[GCRA_COMMAND]!.bind(r)
   return {
     redis: r,
-    gate: async (keys, cost = 1, defaultWindow = DEFAULT_WINDOW) =>
-      decodeGateReply(await fn(keys.record, keys.limiter, defaultWindow, cost))
+    raw: fn,
+    gate: async (keys, cost = 1, defaultWindow = DEFAULT_WINDOW, routesRev = '') =>
+      decodeGateReply(await fn(keys.record, keys.limiter, defaultWindow, cost, routesRev), routesRev)
   }
 }
 
@@ -62,6 +65,7 @@ test('gcra.lua against a real redis-server', async (t) => {
   const first = gateClient()
   redis = first.redis
   gate = first.gate
+  rawGate = first.raw
 
   await t.test('unknown token answers {0} and writes nothing', async (t) => {
     const keys = tokenKeys('portcullis:', 'a'.repeat(64))
@@ -90,7 +94,7 @@ test('gcra.lua against a real redis-server', async (t) => {
     t.same(seen.map(r => r.status), Array(5).fill('allowed'))
     t.same(seen.map(r => decision(r).remaining), [4, 3, 2, 1, 0])
     t.same(seen.map(r => decision(r).resetSeconds), [12, 24, 36, 48, 60], 'seconds until full grow by T each')
-    t.same(seen[0], { status: 'allowed', id: 'tok_b5', allowedRoutes: '["/a/*"]', burst: 5, policyWindow: 60, remaining: 4, resetSeconds: 12 })
+    t.same(seen[0], { status: 'allowed', id: 'tok_b5', allowedRoutes: '["/a/*"]', routesRev: '', burst: 5, policyWindow: 60, remaining: 4, resetSeconds: 12 })
 
     const tatBefore = await redis.get(keys.limiter)
     const pttlBefore = await redis.pttl(keys.limiter)
@@ -218,6 +222,55 @@ test('gcra.lua against a real redis-server', async (t) => {
     }
     await t.rejects(gate(await token({ rate_limit: 5 }), 0), /PORTCULLIS_BAD_RECORD/, 'cost 0')
     await t.rejects(gate(await token({ rate_limit: 5 }), 1, 0), /PORTCULLIS_BAD_RECORD/, 'window 0')
+  })
+
+  await t.test('routes_rev: the routes travel only when the caller\'s revision is stale or absent', async (t) => {
+    const routes = '["/a/*","GET /b"]'
+    const rev = routesRevision(routes)
+    const keys = await token({ rate_limit: 1000, allowed_routes: routes, routes_rev: rev })
+    const slots = async (known: string): Promise<unknown[]> => {
+      const raw = await rawGate(keys.record, keys.limiter, DEFAULT_WINDOW, 1, known)
+      return (raw as unknown[]).slice(0, 4)
+    }
+    t.same(await slots(''), [2, await redis.hget(keys.record, 'id'), routes, rev], 'none held: routes and revision')
+    t.same(await slots('0123456789abcdef'), [2, await redis.hget(keys.record, 'id'), routes, rev], 'stale: routes and revision')
+    t.same(await slots(rev), [2, await redis.hget(keys.record, 'id'), '', rev], 'current: the routes slot is empty')
+    const unchanged = decision(await gate(keys, 1, DEFAULT_WINDOW, rev))
+    t.equal(unchanged.allowedRoutes, null, 'decoded as "unchanged"')
+    t.equal(unchanged.routesRev, rev)
+
+    // An edit changes the revision: the caller's copy is stale on the very next call.
+    const edited = '["/c/*"]'
+    await redis.hset(keys.record, { allowed_routes: edited, routes_rev: routesRevision(edited) })
+    t.same(await slots(rev), [2, await redis.hget(keys.record, 'id'), edited, routesRevision(edited)])
+
+    // Limited replies follow the same rule.
+    const one = await token({ rate_limit: 1, burst: 1, window_seconds: 3600, allowed_routes: routes, routes_rev: rev })
+    t.equal((await gate(one)).status, 'allowed')
+    const limited = await rawGate(one.record, one.limiter, DEFAULT_WINDOW, 1, rev) as unknown[]
+    t.same([limited[0], limited[2], limited[3]], [3, '', rev])
+    t.same(((await rawGate(one.record, one.limiter, DEFAULT_WINDOW, 1, '')) as unknown[]).slice(2, 4), [routes, rev])
+  })
+
+  await t.test('a record without a usable routes_rev sends its routes every time, revision \'\'', async (t) => {
+    const routes = '["/a/*"]'
+    const rev = routesRevision(routes)
+    const cases: Array<[string, Record<string, string | undefined>, string]> = [
+      ['written before routes_rev existed', {}, routes],
+      ['empty routes_rev', { routes_rev: '' }, routes],
+      ['not 16 hex digits', { routes_rev: rev.toUpperCase() }, routes],
+      ['too long', { routes_rev: rev + '0' }, routes],
+      // A revision beside absent routes vouches for nothing: they read as none, and travel.
+      ['routes_rev without allowed_routes', { allowed_routes: undefined, routes_rev: rev }, '[]'],
+      ['routes_rev beside empty allowed_routes', { allowed_routes: '', routes_rev: rev }, '[]']
+    ]
+    for (const [label, fields, want] of cases) {
+      const keys = await token({ rate_limit: 1000, allowed_routes: routes, ...fields })
+      for (const known of ['', rev, rev.toUpperCase(), fields.routes_rev ?? '']) {
+        const raw = await rawGate(keys.record, keys.limiter, DEFAULT_WINDOW, 1, known) as unknown[]
+        t.same(raw.slice(2, 4), [want, ''], `${label}, caller holds ${JSON.stringify(known)}`)
+      }
+    }
   })
 
   await t.test('SCRIPT FLUSH: the next call still works (ioredis falls back to EVAL)', async (t) => {
