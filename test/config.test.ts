@@ -17,6 +17,7 @@ t.test('defaults', async (t) => {
     routes: [{ prefix: '/api', upstream: 'http://127.0.0.1:3001', timeoutMs: 30000 }],
     rateLimitWindowSeconds: 60,
     upstreamTimeoutMs: 30000,
+    circuit: { failureThreshold: 5, cooldownMs: 10000 },
     adminToken: null,
     logLevel: 'info',
     trustProxy: false,
@@ -40,7 +41,9 @@ t.test('values are read and converted', async (t) => {
     ADMIN_TOKEN: 'a-long-admin-token-0123',
     LOG_LEVEL: 'warn',
     WORKERS: '3',
-    SHUTDOWN_GRACE_MS: '500'
+    SHUTDOWN_GRACE_MS: '500',
+    CIRCUIT_FAILURE_THRESHOLD: '3',
+    CIRCUIT_COOLDOWN_MS: '500'
   })
   t.match(c, {
     port: 9090,
@@ -52,10 +55,25 @@ t.test('values are read and converted', async (t) => {
     adminToken: 'a-long-admin-token-0123',
     logLevel: 'warn',
     workers: 3,
-    shutdownGraceMs: 500
+    shutdownGraceMs: 500,
+    circuit: { failureThreshold: 3, cooldownMs: 500 }
   })
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
+  t.same(loadConfig({ ROUTES: R, CIRCUIT_FAILURE_THRESHOLD: '0' }).circuit, { failureThreshold: 0, cooldownMs: 10000 }, '0 turns the breaker off')
+})
+
+t.test('JSON ROUTES may override the circuit breaker per route; absent fields stay absent', async (t) => {
+  const routes = loadConfig({
+    ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitFailureThreshold":3,"circuitCooldownMs":500},' +
+      '{"prefix":"/b","upstream":"http://h:2","circuitFailureThreshold":0},{"prefix":"/c","upstream":"http://h:3","circuitCooldownMs":1}]',
+    CIRCUIT_FAILURE_THRESHOLD: '7'
+  }).routes
+  t.same(routes, [
+    { prefix: '/a', upstream: 'http://h:1', timeoutMs: 30000, circuitFailureThreshold: 3, circuitCooldownMs: 500 },
+    { prefix: '/b', upstream: 'http://h:2', timeoutMs: 30000, circuitFailureThreshold: 0 },
+    { prefix: '/c', upstream: 'http://h:3', timeoutMs: 30000, circuitCooldownMs: 1 }
+  ])
 })
 
 t.test('ROUTES, both forms', async (t) => {
@@ -118,6 +136,12 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['timeoutMs 0', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeoutMs":0}]' }, 'ROUTES', /timeoutMs/],
   ['timeoutMs 1.5', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeoutMs":1.5}]' }, 'ROUTES', /timeoutMs/],
   ['timeoutMs as text', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","timeoutMs":"300"}]' }, 'ROUTES', /timeoutMs/],
+  ['circuitFailureThreshold -1', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitFailureThreshold":-1}]' }, 'ROUTES', /circuitFailureThreshold of \/a must be an integer ≥ 0/],
+  ['circuitFailureThreshold 2.5', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitFailureThreshold":2.5}]' }, 'ROUTES', /circuitFailureThreshold/],
+  ['circuitFailureThreshold as text', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitFailureThreshold":"3"}]' }, 'ROUTES', /circuitFailureThreshold/],
+  ['circuitCooldownMs 0', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitCooldownMs":0}]' }, 'ROUTES', /circuitCooldownMs of \/a must be a positive integer/],
+  ['circuitCooldownMs null', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitCooldownMs":null}]' }, 'ROUTES', /circuitCooldownMs/],
+  ['JSON misspelt circuit field', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitThreshold":3}]' }, 'ROUTES', /unknown field "circuitThreshold"/],
   ['PORT=abc', { PORT: 'abc' }, 'PORT', /integer/],
   ['PORT=70000', { PORT: '70000' }, 'PORT', /65535/],
   ['WORKERS=0', { WORKERS: '0' }, 'WORKERS', /positive integer or "auto"/],
@@ -127,6 +151,10 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['REDIS_KEY_PREFIX with a hash tag', { REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX', /pattern/],
   ['SHUTDOWN_GRACE_MS=-1', { SHUTDOWN_GRACE_MS: '-1' }, 'SHUTDOWN_GRACE_MS', />= 0/],
   ['UPSTREAM_TIMEOUT_MS=0', { UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS', />= 1/],
+  ['CIRCUIT_FAILURE_THRESHOLD=-1', { CIRCUIT_FAILURE_THRESHOLD: '-1' }, 'CIRCUIT_FAILURE_THRESHOLD', />= 0/],
+  ['CIRCUIT_FAILURE_THRESHOLD=five', { CIRCUIT_FAILURE_THRESHOLD: 'five' }, 'CIRCUIT_FAILURE_THRESHOLD', /integer/],
+  ['CIRCUIT_COOLDOWN_MS=0', { CIRCUIT_COOLDOWN_MS: '0' }, 'CIRCUIT_COOLDOWN_MS', />= 1/],
+  ['CIRCUIT_COOLDOWN_MS=10s', { CIRCUIT_COOLDOWN_MS: '10s' }, 'CIRCUIT_COOLDOWN_MS', /integer/],
   ['RATE_LIMIT_WINDOW_SECONDS=1m', { RATE_LIMIT_WINDOW_SECONDS: '1m' }, 'RATE_LIMIT_WINDOW_SECONDS', /integer/],
   ['short ADMIN_TOKEN', { ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN', /16/],
   ['TRUST_PROXY=yes', { TRUST_PROXY: 'yes' }, 'TRUST_PROXY', /hop count/],

@@ -25,6 +25,8 @@ export const EnvSchema = Type.Object({
   ROUTES: Type.Optional(Type.String()),
   RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60 }),
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000 }),
+  CIRCUIT_FAILURE_THRESHOLD: Type.Integer({ minimum: 0, default: 5 }),
+  CIRCUIT_COOLDOWN_MS: Type.Integer({ minimum: 1, default: 10000 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, pattern: '^[\\x21-\\x7e]+$' })),
   LOG_LEVEL: Type.Unsafe<string>({ ...LogLevel, default: 'info' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -48,6 +50,8 @@ export interface Config {
   routes: RouteConfig[]
   rateLimitWindowSeconds: number
   upstreamTimeoutMs: number
+  /** Defaults of every route's breaker; a JSON ROUTES entry may override them. */
+  circuit: { failureThreshold: number, cooldownMs: number }
   adminToken: string | null
   logLevel: string
   trustProxy: boolean | number | string[]
@@ -92,6 +96,7 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
     routes: e.ROUTES === undefined || e.ROUTES.trim() === '' ? [] : parseRoutes(e.ROUTES, e.UPSTREAM_TIMEOUT_MS),
     rateLimitWindowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: e.CIRCUIT_COOLDOWN_MS },
     adminToken: e.ADMIN_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),

@@ -1,7 +1,15 @@
 // Longest-prefix routing on whole path segments (SPEC.md section 2). Runs on every request, so
 // match() probes a Map with the path's own segment prefixes instead of scanning or using regexes.
 
-export interface RouteConfig { prefix: string, upstream: string, timeoutMs: number }
+export interface RouteConfig {
+  prefix: string
+  upstream: string
+  timeoutMs: number
+  /** Overrides CIRCUIT_FAILURE_THRESHOLD for this route (JSON ROUTES only); absent = the default. */
+  circuitFailureThreshold?: number
+  /** Overrides CIRCUIT_COOLDOWN_MS for this route (JSON ROUTES only); absent = the default. */
+  circuitCooldownMs?: number
+}
 
 /** Routes a normalised path to the route whose prefix matches on whole segments; longest prefix wins. */
 export class RouteTable {

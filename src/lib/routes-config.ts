@@ -1,5 +1,6 @@
 /**
- * ROUTES: `prefix=url,prefix=url` or a JSON array of `{prefix, upstream, timeoutMs?}`.
+ * ROUTES: `prefix=url,prefix=url` or a JSON array of
+ * `{prefix, upstream, timeoutMs?, circuitFailureThreshold?, circuitCooldownMs?}`.
  * Validated strictly, because a sloppy prefix is an authorisation bug waiting to happen.
  */
 import type { RouteConfig } from './route-table.js'
@@ -22,7 +23,9 @@ export function parseRoutes (raw: string, defaultTimeoutMs: number): RouteConfig
   return routes
 }
 
-interface RawRoute { prefix?: unknown, upstream?: unknown, timeoutMs?: unknown }
+interface RawRoute { prefix?: unknown, upstream?: unknown, timeoutMs?: unknown, circuitFailureThreshold?: unknown, circuitCooldownMs?: unknown }
+
+const JSON_FIELDS = ['prefix', 'upstream', 'timeoutMs', 'circuitFailureThreshold', 'circuitCooldownMs']
 
 function fromJson (text: string): RawRoute[] {
   let parsed: unknown
@@ -36,7 +39,7 @@ function fromJson (text: string): RawRoute[] {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
       return fail(`entry ${i + 1} must be an object {"prefix","upstream","timeoutMs"}`)
     }
-    const extra = Object.keys(item).filter((k) => !['prefix', 'upstream', 'timeoutMs'].includes(k))
+    const extra = Object.keys(item).filter((k) => !JSON_FIELDS.includes(k))
     if (extra.length > 0) fail(`entry ${i + 1} has unknown field "${extra[0]}"`)
     return item as RawRoute
   })
@@ -56,14 +59,22 @@ function validateRoute (e: RawRoute, i: number, defaultTimeoutMs: number): Route
   if (typeof e.upstream !== 'string') return fail(`${where} needs a string "upstream"`)
   const prefix = validatePrefix(e.prefix)
   const upstream = validateUpstream(e.upstream, prefix)
-  let timeoutMs = defaultTimeoutMs
-  if (e.timeoutMs !== undefined) {
-    if (typeof e.timeoutMs !== 'number' || !Number.isInteger(e.timeoutMs) || e.timeoutMs < 1) {
-      fail(`timeoutMs of ${prefix} must be a positive integer (milliseconds)`)
-    }
-    timeoutMs = e.timeoutMs as number
+  const timeoutMs = e.timeoutMs === undefined
+    ? defaultTimeoutMs
+    : integerAtLeast(e.timeoutMs, 1, `timeoutMs of ${prefix} must be a positive integer (milliseconds)`)
+  const route: RouteConfig = { prefix, upstream, timeoutMs }
+  // Breaker overrides stay absent unless given: the proxy falls back to CIRCUIT_* for them.
+  if (e.circuitFailureThreshold !== undefined) {
+    route.circuitFailureThreshold = integerAtLeast(e.circuitFailureThreshold, 0, `circuitFailureThreshold of ${prefix} must be an integer ≥ 0 (0 = breaker off)`)
   }
-  return { prefix, upstream, timeoutMs }
+  if (e.circuitCooldownMs !== undefined) {
+    route.circuitCooldownMs = integerAtLeast(e.circuitCooldownMs, 1, `circuitCooldownMs of ${prefix} must be a positive integer (milliseconds)`)
+  }
+  return route
+}
+
+function integerAtLeast (v: unknown, min: number, problem: string): number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min ? v : fail(problem)
 }
 
 /** Prefixes are plain, already-normal paths so that matching them is exact. */
