@@ -7,7 +7,8 @@
  * upstream_errors_total (from `request.upstreamFailure`), gateway_errors_total (the SPEC code of
  * answers the gateway made itself). Recorded by the code that knows, through `app.metrics`:
  *   - routes/proxy.ts:       `app.metrics.observeUpstream(route.prefix, seconds)` when the
- *                            upstream's response head arrives;
+ *                            upstream's response head arrives, `app.metrics.circuitTransition(
+ *                            route.prefix, to)` when a route's circuit breaker changes state;
  *   - the auth plugin:       `app.metrics.authDecision(result)` once per decision, `result` an
  *                            AuthResult ('allowed', 'missing', …) or the SPEC code it answers with
  *                            ('TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'ROUTE_FORBIDDEN',
@@ -23,6 +24,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
+import type { CircuitState } from '../src/lib/circuit.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,6 +48,8 @@ const AUTH_CODES: Record<string, AuthResult> = {
 }
 const RATE_LIMIT_RESULTS: readonly RateLimitResult[] = ['allowed', 'limited', 'store_unavailable']
 const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol']
+/** Gauge values of `portcullis_circuit_state`. */
+const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 /** The gateway's own paths as route labels; everything else unrouted is `unmatched`. */
 const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics'])
@@ -70,6 +74,8 @@ export class GatewayMetrics {
   private readonly rateLimit: Counter<'result'>
   private readonly redisDuration: Histogram
   private readonly redisErrors: Counter
+  private readonly circuitState: Gauge<'route'>
+  private readonly circuitTransitions: Counter<'route' | 'to'>
   private readonly routePrefixes: ReadonlySet<string>
   private readonly table: RouteTable
   private readonly errorCodes = new Set<string>()
@@ -87,10 +93,18 @@ export class GatewayMetrics {
     this.rateLimit = new Counter({ name: 'portcullis_ratelimit_decisions_total', help: 'Rate-limit decisions by result', labelNames: ['result'], registers })
     this.redisDuration = new Histogram({ name: 'portcullis_redis_command_duration_seconds', help: 'Duration of the hot-path Redis command (token check + rate limit script)', buckets: REDIS_BUCKETS, registers })
     this.redisErrors = new Counter({ name: 'portcullis_redis_errors_total', help: 'Hot-path Redis commands that failed or timed out', registers })
+    // Each worker has its own breakers; summed over workers a state would be meaningless, so the
+    // highest wins (non-zero = some worker's breaker is not closed).
+    this.circuitState = new Gauge({ name: 'portcullis_circuit_state', help: 'Circuit breaker state per route: 0 closed, 1 open, 2 half-open (with WORKERS>1 the highest over workers)', labelNames: ['route'], aggregator: 'max', registers })
+    this.circuitTransitions = new Counter({ name: 'portcullis_circuit_transitions_total', help: 'Circuit breaker state changes per route, by the state entered', labelNames: ['route', 'to'], registers })
     // Series that exist from the start, so rate() and absent() work before the first event.
     for (const r of AUTH_RESULTS) this.auth.inc({ result: r }, 0)
     for (const r of RATE_LIMIT_RESULTS) this.rateLimit.inc({ result: r }, 0)
-    for (const route of this.routePrefixes) for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
+    for (const route of this.routePrefixes) {
+      for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
+      this.circuitState.set({ route }, CIRCUIT_STATES.closed)
+      for (const to of Object.keys(CIRCUIT_STATES)) this.circuitTransitions.inc({ route, to }, 0)
+    }
     this.redisErrors.inc(0)
     // Summed over workers by src/cluster-metrics.ts: says how many processes a scrape covers.
     new Gauge({ name: 'portcullis_workers', help: 'Gateway worker processes whose metrics this scrape sums', registers }).set(1)
@@ -117,6 +131,13 @@ export class GatewayMetrics {
   /** Records the time to the upstream's response head for a configured route prefix. */
   observeUpstream (routePrefix: string, seconds: number): void {
     this.upstreamDuration.observe({ route: this.routeLabel(routePrefix) }, seconds)
+  }
+
+  /** Records a route's circuit breaker entering state `to`. */
+  circuitTransition (routePrefix: string, to: CircuitState): void {
+    const route = this.routeLabel(routePrefix)
+    this.circuitState.set({ route }, CIRCUIT_STATES[to])
+    this.circuitTransitions.inc({ route, to })
   }
 
   /** Records a finished request; `route` must come from `routeOf`. */
