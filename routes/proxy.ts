@@ -1,7 +1,7 @@
 /**
  * The proxy surface: every method on every configured route prefix, in its own encapsulated scope
  * so its pass-through body parser and hooks affect nothing else. Hooks run in a fixed order:
- * path (400) → route (404) → token (401/403) → limit (429) → upstream (502/504).
+ * path (400) → route (404) → token (401/403) → limit (429) → circuit (503) → upstream (502/504).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
@@ -9,7 +9,8 @@ import { Agent } from 'undici'
 import { METHODS } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
-import { badPath, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { badPath, circuitOpen, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust } from '../src/lib/forward-headers.js'
 
 declare module 'fastify' {
@@ -52,9 +53,32 @@ const noRetry = (): null => null
 /** Response headers the gateway owns: an upstream's values never replace them. */
 const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
 
+/** One breaker per route prefix, made at startup; their state changes go to the metrics. */
+function circuitBreakers (app: FastifyInstance): Map<string, CircuitBreaker> {
+  const defaults = app.config.circuit
+  return new Map(app.config.routes.map((route) => [route.prefix, new CircuitBreaker({
+    threshold: route.circuitFailureThreshold ?? defaults.failureThreshold,
+    cooldownMs: route.circuitCooldownMs ?? defaults.cooldownMs,
+    onTransition: (to) => { app.metrics.circuitTransition(route.prefix, to) }
+  })]))
+}
+
+/** The breaker's permit for one upstream request, or a 503 CIRCUIT_OPEN before anything is sent. */
+function admit (breaker: CircuitBreaker): CircuitPermit {
+  const permit = breaker.acquire()
+  if (permit === null) throw circuitOpen(breaker.retryAfterSeconds())
+  return permit
+}
+
+/** The client left before the upstream answered: what undici reports then is no news about the upstream. */
+function clientGone (request: FastifyRequest, reply: FastifyReply): boolean {
+  return request.raw.aborted || reply.raw.destroyed
+}
+
 /** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
   const table = new RouteTable(app.config.routes)
+  const breakers = circuitBreakers(app)
   // One undici Agent for every upstream, TLS verified (reply-from's default would not verify).
   const agent = new Agent({ connect: { rejectUnauthorized: true }, connections: 128, pipelining: 1 })
   app.addHook('onClose', async () => { await agent.close() })
@@ -90,6 +114,7 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     handler (request: FastifyRequest, reply: FastifyReply) {
       const target = request.target as ProxyTarget
       const { route } = target
+      const permit = admit(breakers.get(route.prefix) as CircuitBreaker)
       const started = performance.now() // upstream time: from here to the response head (metrics)
       return reply.from(route.upstream + target.path, {
         timeout: route.timeoutMs,
@@ -103,12 +128,15 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
           consumerId: req.consumer?.id ?? null
         }),
         rewriteHeaders: (headers) => {
+          permit.success() // any response head, a 500 included: the upstream is there
           app.metrics.observeUpstream(route.prefix, (performance.now() - started) / 1000)
           return downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
         },
         onError: (rep, { error }) => {
           const kind = classifyUpstreamError(error)
           request.upstreamFailure = kind
+          if (clientGone(request, reply)) permit.release()
+          else permit.failure()
           rep.send(kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind]))
         }
       })

@@ -45,9 +45,9 @@ export class Upstream {
     this.server.on('connection', (s: Socket) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)) })
   }
 
-  /** Listens on a free loopback port. */
-  async start (): Promise<this> {
-    this.server.listen(0, '127.0.0.1')
+  /** Listens on a free loopback port, or on `port` (again after `close`, to bring an upstream back). */
+  async start (port = 0): Promise<this> {
+    this.server.listen(port, '127.0.0.1')
     await once(this.server, 'listening')
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
     return this
