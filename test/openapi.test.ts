@@ -17,7 +17,7 @@ interface Doc {
   components: {
     securitySchemes: Record<string, { type: string, scheme: string }>
     schemas: Record<string, { required?: string[] }>
-    responses: Record<string, { headers?: Record<string, unknown> }>
+    responses: Record<string, { description?: string, headers?: Record<string, unknown> }>
   }
 }
 
@@ -55,6 +55,7 @@ t.test('every configured prefix is a proxy path with every method, bearer securi
   }
   t.same(Object.keys(doc.components.responses.RateLimited?.headers ?? {}).sort(), ['RateLimit', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id'])
   t.ok(doc.components.responses.Unavailable?.headers?.['Retry-After'] !== undefined, '503 documents Retry-After')
+  t.match(doc.components.responses.Unavailable?.description, /`CIRCUIT_OPEN`/, '503 names the open circuit')
   t.notOk(Object.keys(doc.paths).some((p) => p.includes('*')), 'the catch-all route itself is hidden')
   t.notMatch(generated, /127\.0\.0\.1:300/, 'upstream addresses are not published')
 })
