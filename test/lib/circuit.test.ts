@@ -137,7 +137,8 @@ const rows: Row[] = [
     name: 'threshold 0 is off: it never opens',
     threshold: 0,
     cooldownMs: 1000,
-    steps: [...admitAndFail(...Array.from({ length: 50 }, (_, i) => `r${i}`)), ['state', 'closed'], ['admit', 'z'], ['retryAfter', 1]],
+    steps: [...admitAndFail(...Array.from({ length: 50 }, (_, i) => `r${i}`)), ['state', 'closed'], ['admit', 'y'], ['success', 'y'],
+      ['admit', 'z'], ['release', 'z'], ['failures', 0], ['retryAfter', 1]],
     transitions: []
   }
 ]
