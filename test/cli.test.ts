@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RedisServer, freePort } from './helpers/redis.js'
-import { runCli } from './helpers/cli.js'
+import { pointCliAt, runCli } from './helpers/cli.js'
 import { digestApiKey } from '../src/lib/token.js'
 
 const seed = [
@@ -15,15 +15,9 @@ test('the token CLI against a real Redis', async (t) => {
   const server = await new RedisServer().start()
   const r = server.client()
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-cli-'))
-  const saved = { REDIS_URL: process.env.REDIS_URL, REDIS_KEY_PREFIX: process.env.REDIS_KEY_PREFIX, REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES }
-  process.env.REDIS_URL = server.url
-  process.env.REDIS_KEY_PREFIX = 'cli:'
-  delete process.env.REDIS_CLUSTER_NODES
+  const restoreEnv = pointCliAt(server.url, 'cli:')
   t.teardown(async () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-    }
+    restoreEnv()
     r.disconnect()
     await server.close()
     await rm(dir, { recursive: true, force: true })

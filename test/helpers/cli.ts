@@ -15,3 +15,21 @@ export async function runCli (argv: string[], stdin = ''): Promise<CliRun> {
   })
   return { code, out, err }
 }
+
+/**
+ * Points the in-process CLI (which reads the environment) at a Redis and key prefix; returns the
+ * function that restores the variables it changed.
+ */
+export function pointCliAt (redisUrl: string, keyPrefix: string): () => void {
+  const names = ['REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_CLUSTER_NODES'] as const
+  const saved = names.map((k) => [k, process.env[k]] as const)
+  process.env.REDIS_URL = redisUrl
+  process.env.REDIS_KEY_PREFIX = keyPrefix
+  delete process.env.REDIS_CLUSTER_NODES
+  return () => {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  }
+}

@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { RedisServer, dumpAll } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway } from '../helpers/gateway.js'
-import { runCli } from '../helpers/cli.js'
+import { pointCliAt, runCli } from '../helpers/cli.js'
 import { TokenStore } from '../../src/token-store.js'
 import { digestApiKey } from '../../src/lib/token.js'
 
@@ -18,15 +18,9 @@ t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t)
   const up = await new Upstream().start()
   const ADMIN = 'adm-' + randomBytes(16).toString('hex')
   const gw = await startGateway({ ...CALM, REDIS_URL: server.url, ADMIN_TOKEN: ADMIN, ROUTES: `/api/v1/users=${up.url}` })
-  const saved = { REDIS_URL: process.env.REDIS_URL, REDIS_KEY_PREFIX: process.env.REDIS_KEY_PREFIX, REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES }
-  process.env.REDIS_URL = server.url
-  process.env.REDIS_KEY_PREFIX = 'portcullis:'
-  delete process.env.REDIS_CLUSTER_NODES
+  const restoreEnv = pointCliAt(server.url, 'portcullis:')
   t.teardown(async () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-    }
+    restoreEnv()
     await gw.app.close()
     await up.close()
     r.disconnect()
