@@ -24,7 +24,6 @@ const RateLimited = createError('RATE_LIMITED', 'Rate limit exceeded; retry in %
 const UpstreamError = createError('UPSTREAM_ERROR', 'The upstream %s', 502)
 const UpstreamTimeout = createError('UPSTREAM_TIMEOUT', 'The upstream did not answer within %d ms', 504)
 const StoreUnavailable = createError('STORE_UNAVAILABLE', 'The token store is unavailable; retry shortly', 503)
-const ShuttingDown = createError('SHUTTING_DOWN', 'The gateway is shutting down; retry on another instance', 503)
 const CircuitOpen = createError('CIRCUIT_OPEN', 'The upstream of this route is failing; retry in %d s', 503)
 const UnderPressure = createError('UNDER_PRESSURE', 'The gateway is under pressure (%s); retry shortly', 503)
 const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', 'The admin API needs Authorization: Bearer $ADMIN_TOKEN', 401)
@@ -64,9 +63,6 @@ export const upstreamTimeout = (timeoutMs: number): GatewayError => new Upstream
 /** 503: Redis did not answer; authentication never fails open. */
 export const storeUnavailable = (retryAfter = 1): GatewayError =>
   withHeaders(new StoreUnavailable(), { 'retry-after': String(retryAfter) })
-/** 503: the process is draining after SIGTERM. */
-export const shuttingDown = (): GatewayError =>
-  withHeaders(new ShuttingDown(), { 'retry-after': '1', connection: 'close' })
 /** 503: the route's circuit breaker is open (or its one half-open probe is in flight); nothing was sent upstream. */
 export const circuitOpen = (retryAfter: number): GatewayError =>
   withHeaders(new CircuitOpen(retryAfter), { 'retry-after': String(retryAfter) })
@@ -91,5 +87,5 @@ export function isGatewayError (err: unknown): err is GatewayError {
 }
 
 const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED',
-  'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN',
+  'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE',
   'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR'])

@@ -82,7 +82,7 @@ export const OPENAPI_COMPONENTS = {
     RouteNotFound: errorResponse('`ROUTE_NOT_FOUND`: no route prefix covers the path'),
     RateLimited: errorResponse('`RATE_LIMITED`: over the token\'s limit; `t` of RateLimit equals Retry-After', ['Retry-After', 'RateLimit', 'RateLimit-Policy']),
     UpstreamError: errorResponse('`UPSTREAM_ERROR`: the upstream refused, reset or answered garbage'),
-    Unavailable: errorResponse('`STORE_UNAVAILABLE` (Redis unreachable), `CIRCUIT_OPEN` (the route\'s upstream keeps failing: nothing was forwarded; Retry-After is the rest of the cooldown), `UNDER_PRESSURE`, `SHUTTING_DOWN`, …', ['Retry-After']),
+    Unavailable: errorResponse('`STORE_UNAVAILABLE` (Redis unreachable), `CIRCUIT_OPEN` (the route\'s upstream keeps failing: nothing was forwarded; Retry-After is the rest of the cooldown), `UNDER_PRESSURE` (load shedding)', ['Retry-After']),
     UpstreamTimeout: errorResponse('`UPSTREAM_TIMEOUT`: no response head from the upstream in time')
   }
 }
