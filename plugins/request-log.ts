@@ -4,11 +4,14 @@ import fp from 'fastify-plugin'
  * Exactly one `info` line per request, written when the response is done: request id, method,
  * the normalised path (never the query string, which a careless client may fill with secrets),
  * route prefix, status and latency. Token id and rate-limit result are added when known.
+ * Written through the root logger, so a route's own `logLevel` (the proxy raises its to `error`
+ * to silence reply-from's per-request warnings) cannot drop it.
  */
 export default fp(async function requestLogPlugin (app) {
   app.addHook('onResponse', async (request, reply) => {
     const target = request.target
-    request.log.info({
+    app.log.info({
+      reqId: request.id,
       method: request.method,
       path: target?.path ?? pathOnly(request.raw.url),
       route: target?.route.prefix ?? null,

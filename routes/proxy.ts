@@ -110,6 +110,9 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   app.route({
     method: app.supportedMethods,
     url: '/*',
+    // reply-from logs every upstream failure at `warn`, with a stack: one line per request above
+    // `info`. The request line (plugins/request-log.ts) already says which failure it was.
+    logLevel: 'error',
     schema: { hide: true }, // documented per prefix by src/lib/openapi-proxy.ts
     handler (request: FastifyRequest, reply: FastifyReply) {
       const target = request.target as ProxyTarget

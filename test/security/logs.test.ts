@@ -106,6 +106,9 @@ for (const level of ['info', 'trace']) {
       if (s.authenticated) t.equal(line.consumer, s.status === 401 ? expiredId : tok.id, `${s.id} (${s.status}): consumer is the token id`)
       else t.equal(line.consumer, undefined, `${s.id} (${s.status}): refused before the token was looked up, no consumer`)
       t.notOk(String(line.path).includes('?'), `${s.id}: the query string is not logged`)
+      // STYLE: nothing per request above info — the 502 included (reply-from would warn with a stack).
+      const loud = records.filter((rec) => rec.reqId === s.id && Number(rec.level) > 30)
+      t.same(loud.map((rec) => rec.msg), [], `${s.id} (${s.status}): no line above info`)
     }
   })
 }
