@@ -7,11 +7,11 @@ import { Type } from '@sinclair/typebox'
 import { exemptFromPressure } from '../plugins/under-pressure.js'
 import { pingStore } from '../src/redis-client.js'
 
-const HealthBody = Type.Object({ status: Type.Literal('ok') })
-const ReadyBody = Type.Object({
+const HealthBody = Type.Object({ status: Type.Literal('ok') }, { description: 'The process runs' })
+const readyBody = (description: string): ReturnType<typeof Type.Object> => Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
-  reason: Type.Optional(Type.String({ description: 'Which check failed: redis, shutting_down or under_pressure' }))
-})
+  reason: Type.Optional(Type.String({ description: 'Which check failed: `redis: …`, `shutting_down` or `under_pressure: …`' }))
+}, { description })
 
 /** Registers GET /healthz and GET /readyz. */
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
@@ -25,7 +25,10 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     schema: {
       tags: ['health'],
       summary: 'Readiness: Redis answers, not draining, not under pressure',
-      response: { 200: ReadyBody, 503: ReadyBody }
+      response: {
+        200: readyBody('Ready: send traffic here'),
+        503: readyBody('Not ready (with Retry-After): Redis unreachable, draining after SIGTERM, or under pressure')
+      }
     }
   }, async (_request, reply) => {
     const reason = await notReadyReason(app)
