@@ -6,7 +6,7 @@ import { Redis } from 'ioredis'
 import { register as globalRegistry } from 'prom-client'
 import { freePort, sharedRedis } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
-import { startGateway, testConfig } from './helpers/gateway.js'
+import { CALM, startGateway, testConfig } from './helpers/gateway.js'
 import { metricTypes, parseSamples, valueOf } from './helpers/prometheus.js'
 import { TokenStore } from '../src/token-store.js'
 import { buildApp } from '../src/app.js'
@@ -15,6 +15,7 @@ const redis = await sharedRedis()
 const upstream = await new Upstream().start()
 const refusedPort = await freePort() // nothing listens there: the upstream refuses
 const gw = await startGateway({
+  ...CALM,
   REDIS_URL: redis.url,
   ROUTES: `/api/v1/users=${upstream.url},/api/v1/down=http://127.0.0.1:${refusedPort}`
 })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { sharedRedis } from './helpers/redis.js'
-import { startGateway } from './helpers/gateway.js'
+import { CALM, startGateway } from './helpers/gateway.js'
 import { generateOpenapi, OPENAPI_FILE, OPENAPI_ROUTES } from '../scripts/openapi.js'
 import { PROXY_METHODS } from '../src/lib/openapi-proxy.js'
 
@@ -62,7 +62,7 @@ t.test('every configured prefix is a proxy path with every method, bearer securi
 
 t.test('the gateway routes are documented, and GET /docs/json serves the same document', async (t) => {
   for (const p of ['/healthz', '/readyz', '/metrics']) t.ok(doc.paths[p]?.get !== undefined, `GET ${p}`)
-  const gw = await startGateway({ REDIS_URL: redis.url, ROUTES: OPENAPI_ROUTES })
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: OPENAPI_ROUTES })
   t.teardown(() => gw.app.close())
   const res = await fetch(gw.url + '/docs/json')
   t.equal(res.status, 200)
