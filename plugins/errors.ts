@@ -17,8 +17,16 @@ export function toGatewayError (err: FastifyError | GatewayError | Error): Gatew
   return internalError()
 }
 
-/** Sends an error as `{statusCode, code, error, message}` with its headers. */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The code of the answer the gateway made itself (metrics count it), null for upstream answers. */
+    errorCode: string | null
+  }
+}
+
+/** Sends an error as `{statusCode, code, error, message}` with its headers, and notes its code on the request. */
 export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply {
+  reply.request.errorCode = err.code
   if (err.headers !== undefined) reply.headers(err.headers)
   // A refused upload is not read to its end: close the connection instead of draining the body.
   if (hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
@@ -41,6 +49,7 @@ function hasUnreadBody (req: IncomingMessage): boolean {
  * first, so an absolute-form or otherwise unsafe target is a 400 BAD_PATH, not a 404.
  */
 export default fp(async function errorsPlugin (app) {
+  app.decorateRequest('errorCode', null)
   app.setErrorHandler(function gatewayErrorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const gwErr = toGatewayError(err)
     if (gwErr.statusCode >= 500 && gwErr.code === 'INTERNAL_ERROR') request.log.error({ err }, 'unhandled error')

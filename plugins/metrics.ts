@@ -56,7 +56,6 @@ const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics'])
 const OWN_TREES = ['/docs', '/admin']
 /** SPEC codes (plus Fastify's own 4xx, which pass through errors.ts) are the only `code` values. */
 const MAX_ERROR_CODES = 40
-const ERROR_CODE = /"code":"([A-Z][A-Z0-9_]{1,40})"/
 
 // Request latency spans cached answers (sub-ms) to slow uploads; Redis is expected well under 10 ms.
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -186,21 +185,11 @@ export class GatewayMetrics {
 export default fp(async function metricsPlugin (app) {
   const metrics = new GatewayMetrics(app.config.routes)
   app.decorate('metrics', metrics)
-  const errorCodes = new WeakMap<FastifyRequest, string>()
-
-  // Error answers made here are serialised JSON strings by onSend; upstream answers are streams
-  // and never match, so an upstream's own 4xx/5xx body is not read. Callback-style hooks: no
-  // promise per request on the hot path.
-  app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
-    if (reply.statusCode >= 400 && typeof payload === 'string' && payload.length < 4096) {
-      const m = ERROR_CODE.exec(payload)
-      if (m?.[1] !== undefined) errorCodes.set(request, m[1])
-    }
-    done(null, payload)
-  })
+  // `errorCode` is set by plugins/errors.ts for answers the gateway made itself; an upstream's own
+  // 4xx/5xx leaves it null. Callback-style hook: no promise per request on the hot path.
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     metrics.observeRequest(metrics.routeOf(request), request.method, reply.statusCode, reply.elapsedTime / 1000,
-      request.upstreamFailure ?? null, errorCodes.get(request) ?? null)
+      request.upstreamFailure ?? null, request.errorCode)
     done()
   })
 
@@ -208,4 +197,4 @@ export default fp(async function metricsPlugin (app) {
     const detach = attachWorkerMetrics(metrics.registry)
     app.addHook('onClose', async () => { detach() })
   }
-}, { name: 'portcullis-metrics', fastify: '5.x', dependencies: ['portcullis-config'] })
+}, { name: 'portcullis-metrics', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors'] })
