@@ -24,6 +24,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
+import { GATEWAY_PATHS } from '../src/lib/gateway-paths.js'
 import type { CircuitState } from '../src/lib/circuit.js'
 
 declare module 'fastify' {
@@ -51,9 +52,6 @@ const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protoco
 /** Gauge values of `portcullis_circuit_state`. */
 const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
-/** The gateway's own paths as route labels; everything else unrouted is `unmatched`. */
-const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics'])
-const OWN_TREES = ['/docs', '/admin']
 /** SPEC codes (plus Fastify's own 4xx, which pass through errors.ts) are the only `code` values. */
 const MAX_ERROR_CODES = 40
 
@@ -163,8 +161,8 @@ export class GatewayMetrics {
       const normalised = normaliseTarget(request.raw.url ?? '')
       return normalised.ok ? this.routeLabel(this.table.match(normalised.path)?.prefix ?? '') : 'unmatched'
     }
-    if (OWN_EXACT.has(url)) return url
-    for (const tree of OWN_TREES) if (url === tree || url.startsWith(tree + '/')) return tree
+    // The gateway's own paths are route labels (`/docs/json` counts as `/docs`); anything else is `unmatched`.
+    for (const own of GATEWAY_PATHS) if (url === own || url.startsWith(own + '/')) return own
     return 'unmatched'
   }
 
