@@ -5,13 +5,15 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
-import { Agent } from 'undici'
+import { Agent, type Dispatcher } from 'undici'
 import { METHODS } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { badPath, circuitOpen, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
-import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust } from '../src/lib/forward-headers.js'
+import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia } from '../src/lib/forward-headers.js'
+import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
+import type { GatewayError } from '../src/lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -82,11 +84,21 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   // One undici Agent for every upstream, TLS verified (reply-from's default would not verify).
   const agent = new Agent({ connect: { rejectUnauthorized: true }, connections: 128, pipelining: 1 })
   app.addHook('onClose', async () => { await agent.close() })
+  // reply-from hands on only the body of undici's answer; its trailers object (filled in when the
+  // body ends) is kept beside the body for routes/proxy-response.ts to forward.
+  const upstreamClient = {
+    request (opts: Parameters<Agent['request']>[0], callback: (err: Error | null, data?: Dispatcher.ResponseData<unknown>) => void): void {
+      agent.request(opts, (err, data) => {
+        if (err === null) rememberTrailers(data.body, data.trailers)
+        callback(err, data)
+      })
+    }
+  }
 
   // Bodies are handed to reply-from as the raw stream: nothing is parsed or buffered here.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
-  await app.register(replyFrom, { undici: agent as never, disableRequestLogging: true })
+  await app.register(replyFrom, { undici: upstreamClient as never, disableRequestLogging: true })
 
   app.decorateRequest('target', null)
   app.decorateRequest('upstreamFailure', null)
@@ -114,34 +126,57 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     // `info`. The request line (plugins/request-log.ts) already says which failure it was.
     logLevel: 'error',
     schema: { hide: true }, // documented per prefix by src/lib/openapi-proxy.ts
-    handler (request: FastifyRequest, reply: FastifyReply) {
+    handler (request: FastifyRequest, reply: FastifyReply): void {
       const target = request.target as ProxyTarget
       const { route } = target
       const permit = admit(breakers.get(route.prefix) as CircuitBreaker)
       const started = performance.now() // upstream time: from here to the response head (metrics)
-      return reply.from(route.upstream + target.path, {
+      let upstreamHeaders: string[] = []
+      // Any upstream failure, before or after the head: counted by kind and by the breaker (unless
+      // the client had left, which says nothing about the upstream); the answer if none was sent.
+      const failed = (error: Error): GatewayError => {
+        const kind = classifyUpstreamError(error)
+        request.upstreamFailure = kind
+        if (clientGone(request, reply)) permit.release()
+        else permit.failure()
+        return kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind])
+      }
+      // Not returned: Fastify would await the reply (a thenable) and take the 'error' that
+      // proxy-response.ts reports on an aborted response for an error of this handler.
+      reply.from(route.upstream + target.path, {
         timeout: route.timeoutMs,
         retryDelay: noRetry,
-        rewriteRequestHeaders: (req, headers) => upstreamRequestHeaders(headers, req.headers, {
-          remoteAddress: req.raw.socket.remoteAddress ?? '',
-          protocol: req.protocol,
-          host: req.headers.host ?? '',
-          trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
-          requestId: req.id,
-          consumerId: req.consumer?.id ?? null
-        }),
-        rewriteHeaders: (headers) => {
-          permit.success() // any response head, a 500 included: the upstream is there
-          app.metrics.observeUpstream(route.prefix, (performance.now() - started) / 1000)
-          return downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
+        rewriteRequestHeaders: (req, headers) => {
+          const out = upstreamRequestHeaders(headers, req.headers, {
+            remoteAddress: req.raw.socket.remoteAddress ?? '',
+            protocol: req.protocol,
+            host: req.headers.host ?? '',
+            trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
+            requestId: req.id,
+            consumerId: req.consumer?.id ?? null
+          })
+          out.via = appendVia(req.headers.via, req.raw.httpVersion) // the version the client spoke
+          return out
         },
-        onError: (rep, { error }) => {
-          const kind = classifyUpstreamError(error)
-          request.upstreamFailure = kind
-          if (clientGone(request, reply)) permit.release()
-          else permit.failure()
-          rep.send(kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind]))
-        }
+        rewriteHeaders: (headers) => {
+          permit.answered() // decides a half-open probe; the outcome is the body's (proxy-response.ts)
+          app.metrics.observeUpstream(route.prefix, (performance.now() - started) / 1000)
+          const out = downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
+          // undici does not say which version the upstream answered in; it asks in HTTP/1.1.
+          out.via = appendVia(headers.via, '1.1')
+          upstreamHeaders = Object.keys(out)
+          return out
+        },
+        onResponse: (_req, _rep, res) => {
+          // reply-from goes on to here after a status it refused (onError already answered).
+          if (request.upstreamFailure !== null) { (res as unknown as UpstreamResponse).stream.destroy(); return }
+          relayResponse(reply, res as unknown as UpstreamResponse, upstreamHeaders, GATEWAY_RESPONSE_HEADERS, {
+            complete: () => { permit.success() },
+            failed,
+            clientGone: () => { permit.release() }
+          })
+        },
+        onError: (rep, { error }) => { rep.send(failed(error)) }
       })
     }
   })

@@ -6,10 +6,14 @@
  *   half-open ── probe answered ──▶ closed        half-open ── probe failed ──▶ open (another cooldown)
  *
  * A failure is an upstream that could not be talked to (refused, reset, timeout, DNS, TLS, not
- * HTTP); any response head, a 500 included, is an answer and so a success. Each admitted request
- * holds a permit and reports its outcome through it once. A permit from before the last state
- * change counts for nothing: late outcomes of requests admitted while closed neither re-open an
- * open circuit nor decide a half-open probe, only the probe does.
+ * HTTP), including a response whose body breaks off; a complete response, a 500 included, is a
+ * success. Each admitted request holds a permit and reports its outcome through it once. A permit
+ * from before the last state change counts for nothing: late outcomes of requests admitted while
+ * closed neither re-open an open circuit nor decide a half-open probe, only the probe does.
+ *
+ * The outcome is known only when the body has ended, which for a stream (SSE) may be never: so a
+ * half-open probe is decided by its response head (`answered`), and the probe's permit then goes
+ * on to report its body's outcome to the closed circuit like any other request.
  */
 
 /** The three states; also the `to` label of the transitions metric. */
@@ -26,9 +30,11 @@ export interface CircuitOptions {
   onTransition?: (to: CircuitState, from: CircuitState) => void
 }
 
-/** How an admitted request reports back; only the first call counts, later ones are ignored. */
+/** How an admitted request reports back; only the first outcome counts, later ones are ignored. */
 export interface CircuitPermit {
-  /** The upstream's response head arrived, whatever its status. */
+  /** The response head arrived: decides a half-open probe (closed), no outcome otherwise. */
+  answered: () => void
+  /** The upstream's response is complete, whatever its status. */
   success: () => void
   /** The upstream refused, reset, timed out, or answered something that is not HTTP. */
   failure: () => void
@@ -38,7 +44,7 @@ export interface CircuitPermit {
 
 type Outcome = 'success' | 'failure' | 'release'
 
-const INERT: CircuitPermit = { success () {}, failure () {}, release () {} }
+const INERT: CircuitPermit = { answered () {}, success () {}, failure () {}, release () {} }
 
 /** One route's breaker: `acquire()` before forwarding, then settle the permit with the outcome. */
 export class CircuitBreaker {
@@ -90,14 +96,19 @@ export class CircuitBreaker {
   }
 
   #permit (): CircuitPermit {
-    const epoch = this.#epoch
+    let epoch = this.#epoch
     let settled = false
     const settle = (outcome: Outcome): void => {
       if (settled) return
       settled = true
       if (epoch === this.#epoch) this.#record(outcome)
     }
-    return { success: () => settle('success'), failure: () => settle('failure'), release: () => settle('release') }
+    const answered = (): void => {
+      if (settled || epoch !== this.#epoch || this.#state !== 'half-open') return
+      this.#moveTo('closed')
+      epoch = this.#epoch // the probe's body outcome is counted by the circuit it closed
+    }
+    return { answered, success: () => settle('success'), failure: () => settle('failure'), release: () => settle('release') }
   }
 
   // Only reached by a permit of the current epoch, so in half-open it is the probe's outcome.

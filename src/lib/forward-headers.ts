@@ -10,6 +10,10 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrad
   'proxy-connection', 'proxy-authenticate', 'transfer-encoding'])
 
 const EMPTY: ReadonlySet<string> = new Set()
+/** Fields that must not come in a trailer section (framing, RFC 9110 §6.5.1) besides the hop-by-hop ones. */
+const NOT_TRAILERS = new Set(['content-length', 'host'])
+/** The name the gateway gives itself in Via (RFC 9110 §7.6.3): a pseudonym, never the host name. */
+const VIA_NAME = 'portcullis'
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
 
 /** The client's X-Request-Id when it is 1–128 chars of [A-Za-z0-9._-] and sent once, else null. */
@@ -113,6 +117,52 @@ export function downstreamResponseHeaders (headers: Record<string, string | stri
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || gatewayOwned.has(name) || listed.includes(name)) continue
     out[name] = value
+  }
+  return out
+}
+
+/**
+ * `Via` with the gateway's hop appended (RFC 9110 §7.6.3), after any value already there:
+ * `<received-protocol> portcullis`, the protocol being the version the message arrived in
+ * (Node's `httpVersion`: `1.0`, `1.1`; HTTP/2 and later are named by their major version alone).
+ */
+export function appendVia (existing: string | string[] | undefined, httpVersion: string): string {
+  const major = httpVersion.split('.')[0] ?? '1'
+  const hop = `${Number(major) >= 2 ? major : httpVersion} ${VIA_NAME}`
+  const prior = Array.isArray(existing) ? existing.join(', ') : existing
+  return prior === undefined || prior.trim() === '' ? hop : `${prior}, ${hop}`
+}
+
+/** Whether a response with this status to this method has a body at all (RFC 9110 §6.4.1). */
+export function responseHasBody (statusCode: number, method: string): boolean {
+  return method !== 'HEAD' && statusCode >= 200 && statusCode !== 204 && statusCode !== 304
+}
+
+/** Whether a field may be forwarded in a trailer section: not hop-by-hop, not framing. */
+function trailerAllowed (name: string, gatewayOwned: ReadonlySet<string>): boolean {
+  return !HOP_BY_HOP.has(name) && !NOT_TRAILERS.has(name) && !gatewayOwned.has(name)
+}
+
+/**
+ * The `Trailer` header to give the client, or undefined. Trailers travel only in a chunked
+ * body, which the client gets when it speaks HTTP/1.1, the response has a body and the upstream
+ * stated no Content-Length (then it sent chunked too); Node refuses the header on anything else.
+ */
+export function trailerAnnouncement (upstream: Record<string, string | string[] | undefined>, response: { statusCode: number, method: string, httpVersion: string }, gatewayOwned: ReadonlySet<string> = EMPTY): string | undefined {
+  if (!responseHasBody(response.statusCode, response.method) || response.httpVersion !== '1.1') return undefined
+  if (upstream['content-length'] !== undefined) return undefined
+  const listed = upstream.trailer
+  const names = (Array.isArray(listed) ? listed.join(',') : listed ?? '').split(',').map((n) => n.trim())
+    .filter((name) => name !== '' && trailerAllowed(name.toLowerCase(), gatewayOwned))
+  return names.length === 0 ? undefined : names.join(', ')
+}
+
+/** The upstream's trailer fields that are forwarded, as name/value pairs (a repeated field stays repeated). */
+export function forwardableTrailers (trailers: Record<string, string | string[] | undefined>, gatewayOwned: ReadonlySet<string> = EMPTY): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const [name, value] of Object.entries(trailers)) {
+    if (value === undefined || !trailerAllowed(name, gatewayOwned)) continue
+    for (const v of Array.isArray(value) ? value : [value]) out.push([name, v])
   }
   return out
 }

@@ -6,7 +6,7 @@ import { CircuitBreaker, type CircuitPermit, type CircuitState } from '../../src
 type Step =
   | ['admit', string] // acquire() must give a permit, kept under this name
   | ['refuse'] // acquire() must give null
-  | ['success' | 'failure' | 'release', string] // settle the named permit
+  | ['success' | 'failure' | 'release' | 'answered', string] // settle the named permit (answered: its head arrived)
   | ['wait', number] // advance the fake clock (ms)
   | ['state', CircuitState]
   | ['failures', number]
@@ -134,6 +134,29 @@ const rows: Row[] = [
     transitions: ['closed>open']
   },
   {
+    name: 'a response head is no outcome while closed: a body that breaks afterwards is a failure',
+    threshold: 2,
+    cooldownMs: 1000,
+    steps: [...admitAndFail('a'), ['admit', 'b'], ['answered', 'b'], ['failures', 1], ['failure', 'b'], ['state', 'open']],
+    transitions: ['closed>open']
+  },
+  {
+    name: 'a half-open probe is decided by its head; its body outcome then counts in the closed circuit',
+    threshold: 1,
+    cooldownMs: 1000,
+    steps: [...admitAndFail('a'), ['wait', 1000], ['admit', 'probe'], ['refuse'], ['answered', 'probe'], ['state', 'closed'],
+      ['admit', 'other'], ['answered', 'probe'], ['failure', 'probe'], ['state', 'open'], ['success', 'other'], ['state', 'open']],
+    transitions: ['closed>open', 'open>half-open', 'half-open>closed', 'closed>open']
+  },
+  {
+    name: 'a stale probe head decides nothing',
+    threshold: 1,
+    cooldownMs: 1000,
+    steps: [['admit', 'old'], ...admitAndFail('a'), ['wait', 1000], ['admit', 'probe'], ['answered', 'old'], ['state', 'half-open'],
+      ['refuse'], ['success', 'probe'], ['state', 'closed']],
+    transitions: ['closed>open', 'open>half-open', 'half-open>closed']
+  },
+  {
     name: 'threshold 0 is off: it never opens',
     threshold: 0,
     cooldownMs: 1000,
@@ -166,6 +189,7 @@ for (const row of rows) {
         case 'refuse':
           t.equal(breaker.acquire(), null, `${at}: refused`)
           break
+        case 'answered':
         case 'success':
         case 'failure':
         case 'release': {
