@@ -326,6 +326,11 @@ t.test('Content-Type: application/json with no body is accepted on GET and DELET
   t.equal(await curl('-X', 'DELETE', '-H', `Authorization: Bearer ${ADMIN}`, '-H', 'Content-Type: application/json; charset=utf-8', '--data-binary', '', `${gw.url}/admin/tokens/${idB}`), '204', 'curl DELETE with Content-Length: 0')
   t.equal((await call(gw, 'GET', `/admin/tokens/${idB}`)).status, 404, 'revoked')
   t.equal(await curl('-H', `Authorization: Bearer ${ADMIN}`, '-H', 'Content-Type: application/json', `${gw.url}/admin/tokens`), '200', 'curl GET')
+  // And an empty chunked body, on a raw socket.
+  const idC = await mk()
+  const chunked = await rawRequest(gw.url, `DELETE /admin/tokens/${idC} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`)
+  t.equal(chunked.status, 204, 'DELETE with an empty chunked body')
+  t.equal((await call(gw, 'GET', `/admin/tokens/${idC}`)).status, 404, 'revoked')
 
   // A create still needs its body: an empty one is a 400 naming the problem, and nothing is created.
   const count = (await call(gw, 'GET', '/admin/tokens')).body.length
