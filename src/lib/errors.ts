@@ -28,7 +28,7 @@ const CircuitOpen = createError('CIRCUIT_OPEN', 'The upstream of this route is f
 const UnderPressure = createError('UNDER_PRESSURE', 'The gateway is under pressure (%s); retry shortly', 503)
 const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', 'The admin API needs Authorization: Bearer $ADMIN_TOKEN', 401)
 const NotFound = createError('NOT_FOUND', '%s', 404)
-const TokenNotFound = createError('TOKEN_NOT_FOUND', 'No token with id %s', 404)
+const TokenNotFound = createError('TOKEN_NOT_FOUND', 'No token with this id', 404)
 const BadRequest = createError('BAD_REQUEST', '%s', 400)
 const Internal = createError('INTERNAL_ERROR', 'Internal Server Error', 500)
 
@@ -73,8 +73,8 @@ export const underPressure = (what: string, retryAfter = 1): GatewayError =>
 export const adminUnauthorized = (): GatewayError => withHeaders(new AdminUnauthorized(), bearerChallenge())
 /** 404 with a specific message (admin API: unknown token id, or the admin API is disabled). */
 export const notFound = (message: string): GatewayError => new NotFound(message)
-/** 404 from the admin API for an unknown token id. */
-export const tokenNotFound = (id: string): GatewayError => new TokenNotFound(id.length > 64 ? id.slice(0, 64) + '…' : id)
+/** 404 from the admin API for an unknown token id; the id is not echoed (a key sent as one would be). */
+export const tokenNotFound = (): GatewayError => new TokenNotFound()
 /** 400 with a specific message (admin API: invalid body). */
 export const badRequest = (message: string): GatewayError => new BadRequest(message)
 /** 500 that reveals nothing about its cause. */
