@@ -91,8 +91,8 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: 
     if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
       underscoreSpoof(name) || (!ctx.trustProxy && name.startsWith('x-forwarded-'))) delete headers[name]
   }
-  // Node has already answered `Expect: 100-continue` to the client; the upstream client (undici)
-  // refuses to send the header at all, which turned every such upload (curl > 1 MB) into a 502.
+  // The gateway answers `Expect: 100-continue` itself, once it admitted the request; the upstream
+  // client (undici) refuses to send the header at all, which turned such uploads (curl > 1 MB) into 502s.
   delete headers.expect
   const priorFor = ctx.trustProxy ? original['x-forwarded-for'] : undefined
   const priorProto = ctx.trustProxy ? original['x-forwarded-proto'] : undefined
