@@ -76,7 +76,7 @@ function clientGone (request: FastifyRequest, reply: FastifyReply): boolean {
   return request.raw.aborted || reply.raw.destroyed
 }
 
-/** Puts back the Content-Type hidden from Fastify's parser selection, as Node parsed it (its first value). */
+/** Puts back the client's Content-Type, hidden from Fastify's parser selection, as Node parsed it (its first value). */
 function restoreContentType (req: IncomingMessage): void {
   const raw = req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
@@ -100,9 +100,10 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
   // Fastify answers 415 for a Content-Type it cannot parse (`text`, `;;;`) before it even looks
-  // for the catch-all parser: the proxy hides the header from it and puts it back for the upstream.
+  // for the catch-all parser: the proxy shows it a neutral one (absent, QUERY would be refused)
+  // and puts the client's back for the upstream.
   app.addHook('preParsing', (request, _reply, payload, done) => {
-    delete request.raw.headers['content-type']
+    if (request.raw.headers['content-type'] !== undefined) request.raw.headers['content-type'] = 'application/octet-stream'
     done(null, payload)
   })
   await app.register(replyFrom, { undici: agent as never, disableRequestLogging: true })

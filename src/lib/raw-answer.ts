@@ -3,7 +3,7 @@
  * request its HTTP parser refused (the server's `clientError`) and CONNECT (`connect`).
  */
 import { STATUS_CODES } from 'node:http'
-import { badRequest, errorBody, headersTooLarge, requestTimeout, type GatewayError } from './errors.js'
+import { badPath, badRequest, errorBody, headersTooLarge, requestTimeout, type GatewayError } from './errors.js'
 
 /**
  * The answer to one of Node's parser refusals, by its error code; null when there is no one to
@@ -14,6 +14,8 @@ export function parserRefusal (code: string | undefined): GatewayError | null {
   if (code === 'ECONNRESET' || code === 'EPIPE') return null
   if (code === 'HPE_HEADER_OVERFLOW') return headersTooLarge()
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return requestTimeout('The request head was not received in time')
+  // A target with bytes HTTP does not allow (controls, spaces, non-ASCII, no leading slash…).
+  if (code === 'HPE_INVALID_URL') return badPath('the request target is not valid HTTP')
   return badRequest('The request is not valid HTTP/1.1')
 }
 

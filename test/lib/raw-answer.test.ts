@@ -9,6 +9,7 @@ t.test('Node parser refusals map to gateway codes, resets to no answer', async (
     ['HPE_HEADER_OVERFLOW', 431, 'HEADERS_TOO_LARGE'],
     ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'REQUEST_TIMEOUT'],
     ['HPE_INVALID_METHOD', 400, 'BAD_REQUEST'],
+    ['HPE_INVALID_URL', 400, 'BAD_PATH'],
     ['HPE_INVALID_CONTENT_LENGTH', 400, 'BAD_REQUEST'],
     ['HPE_UNEXPECTED_CONTENT_LENGTH', 400, 'BAD_REQUEST'],
     ['HPE_INVALID_CHUNK_SIZE', 400, 'BAD_REQUEST'],
