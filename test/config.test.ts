@@ -20,6 +20,7 @@ t.test('defaults', async (t) => {
     circuit: { failureThreshold: 5, cooldownMs: 10000 },
     adminToken: null,
     logLevel: 'info',
+    logFormat: 'json',
     trustProxy: false,
     workers: 1,
     shutdownGraceMs: 10000,
@@ -147,8 +148,29 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['WORKERS=0', { WORKERS: '0' }, 'WORKERS', /positive integer or "auto"/],
   ['WORKERS=two', { WORKERS: 'two' }, 'WORKERS', /positive integer or "auto"/],
   ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
-  ['REDIS_URL=http://', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /rediss\?/],
-  ['REDIS_KEY_PREFIX with a hash tag', { REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX', /pattern/],
+  ['REDIS_URL=http://', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /must start with redis:\/\/ or rediss:\/\//],
+  ['REDIS_URL port with a letter O', { REDIS_URL: 'redis://127.0.0.1:2O379' }, 'REDIS_URL', /is not a valid URL: "redis:\/\/127\.0\.0\.1:2O379"/],
+  ['REDIS_URL port too big', { REDIS_URL: 'redis://127.0.0.1:70000' }, 'REDIS_URL', /is not a valid URL/],
+  ['REDIS_URL bad, password masked', { REDIS_URL: 'redis://u:hunter2@h:x' }, 'REDIS_URL', /"redis:\/\/u:\*\*\*@h:x"/],
+  ['REDIS_URL without host', { REDIS_URL: 'redis://' }, 'REDIS_URL', /not a valid URL|has no host/],
+  ['REDIS_URL with a path', { REDIS_URL: 'redis://h:6379/cache' }, 'REDIS_URL', /not a database number/],
+  ['REDIS_KEY_PREFIX with a hash tag', { REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX', /must not contain \{, \} or whitespace/],
+  ['REDIS_KEY_PREFIX with a space', { REDIS_KEY_PREFIX: 'a b' }, 'REDIS_KEY_PREFIX', /whitespace/],
+  ['REDIS_COMMAND_TIMEOUT_MS=0', { REDIS_COMMAND_TIMEOUT_MS: '0' }, 'REDIS_COMMAND_TIMEOUT_MS', />= 1/],
+  ['REDIS_COMMAND_TIMEOUT_MS=fast', { REDIS_COMMAND_TIMEOUT_MS: 'fast' }, 'REDIS_COMMAND_TIMEOUT_MS', /integer/],
+  ['HOST empty', { HOST: '' }, 'HOST', /fewer than 1/],
+  ['PORT empty', { PORT: '' }, 'PORT', /integer/],
+  ['PORT=-1', { PORT: '-1' }, 'PORT', />= 0/],
+  ['LOG_FORMAT=text', { LOG_FORMAT: 'text' }, 'LOG_FORMAT', /must be one of json, pretty$/],
+  ['LOG_LEVEL=INFO', { LOG_LEVEL: 'INFO' }, 'LOG_LEVEL', /one of fatal/],
+  ['ADMIN_TOKEN with a space', { ADMIN_TOKEN: 'a long admin token with spaces' }, 'ADMIN_TOKEN', /printable ASCII without spaces/],
+  ['RATE_LIMIT_WINDOW_SECONDS=0', { RATE_LIMIT_WINDOW_SECONDS: '0' }, 'RATE_LIMIT_WINDOW_SECONDS', />= 1/],
+  ['PRESSURE_MAX_EVENT_LOOP_DELAY_MS=-5', { PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '-5' }, 'PRESSURE_MAX_EVENT_LOOP_DELAY_MS', />= 0/],
+  ['PRESSURE_MAX_EVENT_LOOP_UTILIZATION=2', { PRESSURE_MAX_EVENT_LOOP_UTILIZATION: '2' }, 'PRESSURE_MAX_EVENT_LOOP_UTILIZATION', /<= 1/],
+  ['PRESSURE_MAX_EVENT_LOOP_UTILIZATION=most', { PRESSURE_MAX_EVENT_LOOP_UTILIZATION: 'most' }, 'PRESSURE_MAX_EVENT_LOOP_UTILIZATION', /number/],
+  ['PRESSURE_MAX_HEAP_USED_BYTES=1GB', { PRESSURE_MAX_HEAP_USED_BYTES: '1GB' }, 'PRESSURE_MAX_HEAP_USED_BYTES', /integer/],
+  ['PRESSURE_MAX_RSS_BYTES=-1', { PRESSURE_MAX_RSS_BYTES: '-1' }, 'PRESSURE_MAX_RSS_BYTES', />= 0/],
+  ['SHUTDOWN_GRACE_MS=soon', { SHUTDOWN_GRACE_MS: 'soon' }, 'SHUTDOWN_GRACE_MS', /integer/],
   ['SHUTDOWN_GRACE_MS=-1', { SHUTDOWN_GRACE_MS: '-1' }, 'SHUTDOWN_GRACE_MS', />= 0/],
   ['UPSTREAM_TIMEOUT_MS=0', { UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS', />= 1/],
   ['CIRCUIT_FAILURE_THRESHOLD=-1', { CIRCUIT_FAILURE_THRESHOLD: '-1' }, 'CIRCUIT_FAILURE_THRESHOLD', />= 0/],
@@ -190,9 +212,12 @@ t.test('serve with a bad environment exits 1 with one stderr line naming the var
     [{ ROUTES: R, PORT: 'abc' }, 'PORT'],
     [{}, 'ROUTES'],
     [{ ROUTES: '/healthz=http://127.0.0.1:1' }, 'ROUTES'],
-    [{ ROUTES: R, LOG_LEVEL: 'loud' }, 'LOG_LEVEL']
+    [{ ROUTES: R, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ ROUTES: R, REDIS_URL: 'redis://127.0.0.1:2O379' }, 'REDIS_URL'],
+    [{ ROUTES: R, LOG_FORMAT: 'yaml' }, 'LOG_FORMAT']
   ]
-  await Promise.all(cases.map(async ([env, variable]) => {
+  // One after the other: six Node processes at once on a loaded 2-core machine took over 20 s.
+  for (const [env, variable] of cases) {
     const p = spawnServe({ REDIS_URL: 'redis://127.0.0.1:1', ...env })
     const exit = await exitWithin(p, 20_000)
     if (exit === null) p.proc.kill('SIGKILL')
@@ -201,5 +226,5 @@ t.test('serve with a bad environment exits 1 with one stderr line naming the var
     t.equal(lines.length, 1, `${variable}: exactly one stderr line (${JSON.stringify(p.stderr())})`)
     t.match(lines[0], new RegExp(`\\b${variable}\\b`), `${variable}: the line names the variable`)
     t.equal(p.stdout(), '', `${variable}: nothing on stdout`)
-  }))
+  }
 })

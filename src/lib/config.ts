@@ -9,10 +9,24 @@ import { isIP } from 'node:net'
 import type { RouteConfig } from './route-table.js'
 import { parseRoutes } from './routes-config.js'
 import { ConfigError } from './config-error.js'
+import { maskRedisUrl } from './redis-target.js'
 
 export { ConfigError }
 
-const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const LogLevel = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))
+/** LOG_FORMAT values: JSON lines for machines (default), one readable line per record for humans. */
+export const LOG_FORMATS = ['json', 'pretty'] as const
+const LogFormat = Type.Union(LOG_FORMATS.map((l) => Type.Literal(l)))
+/** Variables whose value is one of a list: Ajv's complaint ("must be equal to constant") names none. */
+const CHOICES: Record<string, readonly string[]> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS }
+/** What a `pattern` means, in words; Ajv would print the regular expression. */
+const PATTERN_MEANS: Record<string, string> = {
+  REDIS_URL: 'must start with redis:// or rediss://',
+  REDIS_KEY_PREFIX: 'must not contain {, } or whitespace (the gateway adds its own hash tags)',
+  ADMIN_TOKEN: 'must be printable ASCII without spaces',
+  WORKERS: 'must be a positive integer or "auto"'
+}
 
 /** The environment variables of SPEC §2, plus a few operational knobs documented in the README. */
 export const EnvSchema = Type.Object({
@@ -29,6 +43,7 @@ export const EnvSchema = Type.Object({
   CIRCUIT_COOLDOWN_MS: Type.Integer({ minimum: 1, default: 10000 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, pattern: '^[\\x21-\\x7e]+$' })),
   LOG_LEVEL: Type.Unsafe<string>({ ...LogLevel, default: 'info' }),
+  LOG_FORMAT: Type.Unsafe<'json' | 'pretty'>({ ...LogFormat, default: 'json' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
   WORKERS: Type.String({ default: '1', pattern: '^(auto|[1-9][0-9]{0,2})$' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
@@ -54,6 +69,8 @@ export interface Config {
   circuit: { failureThreshold: number, cooldownMs: number }
   adminToken: string | null
   logLevel: string
+  /** `json` (one JSON object per line) or `pretty` (for a terminal); both carry ISO 8601 times. */
+  logFormat: 'json' | 'pretty'
   trustProxy: boolean | number | string[]
   workers: number
   shutdownGraceMs: number
@@ -89,7 +106,7 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
   return {
     port: e.PORT,
     host: e.HOST,
-    redisUrl: e.REDIS_URL,
+    redisUrl: checkRedisUrl(e.REDIS_URL),
     redisClusterNodes: parseClusterNodes(e.REDIS_CLUSTER_NODES),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
@@ -99,6 +116,7 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
     circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: e.CIRCUIT_COOLDOWN_MS },
     adminToken: e.ADMIN_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     workers: e.WORKERS === 'auto' ? availableParallelism() : Number(e.WORKERS),
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
@@ -119,14 +137,34 @@ function fromAjv (err: unknown): ConfigError {
   const variable = first.keyword === 'required'
     ? String(first.params?.missingProperty)
     : (first.instancePath ?? '').replace(/^\//, '') || 'configuration'
-  // LOG_LEVEL is a union of literals: Ajv's first complaint is "must be equal to constant".
+  // A union of literals: Ajv's first complaint is "must be equal to constant", for any variable.
   if (first.keyword === 'enum' || first.keyword === 'anyOf' || first.keyword === 'const') {
-    return new ConfigError(variable, 'must be one of fatal, error, warn, info, debug, trace, silent')
+    return new ConfigError(variable, `must be one of ${(CHOICES[variable] ?? []).join(', ')}`)
   }
-  const extra = first.keyword === 'pattern' && variable === 'WORKERS' ? ' (a positive integer or "auto")' : ''
-  return new ConfigError(variable, `${first.message ?? 'is invalid'}${extra}`)
+  if (first.keyword === 'pattern' && PATTERN_MEANS[variable] !== undefined) {
+    return new ConfigError(variable, PATTERN_MEANS[variable])
+  }
+  return new ConfigError(variable, first.message ?? 'is invalid')
 }
 
+/**
+ * REDIS_URL must be a URL ioredis can use: checked here, or a typo (`2O379` with a letter O) would
+ * surface later as a bare "Invalid URL" naming nothing. The value is quoted with its password masked.
+ */
+function checkRedisUrl (raw: string): string {
+  const shown = JSON.stringify(maskRedisUrl(raw))
+  let u: URL
+  try {
+    u = new URL(raw)
+  } catch {
+    throw new ConfigError('REDIS_URL', `is not a valid URL: ${shown}; expected redis[s]://[user:password@]host[:port][/db]`)
+  }
+  if (u.hostname === '') throw new ConfigError('REDIS_URL', `has no host: ${shown}`)
+  if (!/^(\/|\/\d{1,5})?$/.test(u.pathname)) {
+    throw new ConfigError('REDIS_URL', `has a path that is not a database number: ${shown}; expected /0, /1 …`)
+  }
+  return raw
+}
 /** `host:port,host:port` → nodes; unset or empty → null (use REDIS_URL). */
 function parseClusterNodes (raw: string | undefined): Config['redisClusterNodes'] {
   if (raw === undefined || raw.trim() === '') return null
