@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { bearerToken, queryCarriesToken } from '../src/lib/bearer.js'
 import { digestApiKey } from '../src/lib/token.js'
 import { MatcherCache } from '../src/lib/matcher-cache.js'
+import { GATE_PLUGIN } from './gate.js'
 import { routeForbidden, storeUnavailable, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'
 
 declare module 'fastify' {
@@ -18,7 +19,8 @@ declare module 'fastify' {
 
 /**
  * Bearer authentication and route permission. It runs as an onRequest hook, before any body is
- * read, and looks the token up with the same script call that rate-limits it (one round trip):
+ * read, and looks the token up through the gate (plugins/gate.ts), whose one script call also
+ * rate-limits it (one round trip; plugins/rate-limit.ts enforces the decision it hands over):
  * so a 403 has consumed one unit of quota, as the README says.
  */
 export default fp(async function authPlugin (app) {
@@ -65,4 +67,4 @@ export default fp(async function authPlugin (app) {
     app.metrics.authDecision('allowed')
     request.rateLimit = result
   })
-}, { name: 'portcullis-auth', fastify: '5.x', dependencies: ['portcullis-rate-limit', 'portcullis-metrics'] })
+}, { name: 'portcullis-auth', fastify: '5.x', dependencies: [GATE_PLUGIN, 'portcullis-rate-limit', 'portcullis-metrics'] })

@@ -19,6 +19,7 @@ import metricsPlugin from '../plugins/metrics.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import requestLogPlugin from '../plugins/request-log.js'
 import requestIdPlugin from '../plugins/request-id.js'
+import gatePlugin from '../plugins/gate.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import authPlugin from '../plugins/auth.js'
 import healthRoutes from '../routes/health.js'
@@ -81,6 +82,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(metricsPlugin)
   await app.register(serverEventsPlugin)
   await app.register(swaggerPlugin)
+  await app.register(gatePlugin)
   await app.register(rateLimitPlugin)
   await app.register(authPlugin)
 
