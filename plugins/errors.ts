@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
-import { badPath, badRequest, internalError, isGatewayError, routeNotFound, type GatewayError } from '../src/lib/errors.js'
+import { badPath, badRequest, errorBody, internalError, isGatewayError, routeNotFound, type GatewayError } from '../src/lib/errors.js'
 
 /** Turns any error into the SPEC's JSON body; unknown errors become a 500 that reveals nothing. */
 export function toGatewayError (err: FastifyError | GatewayError | Error): GatewayError {
@@ -30,12 +30,7 @@ export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply
   if (err.headers !== undefined) reply.headers(err.headers)
   // A refused upload is not read to its end: close the connection instead of draining the body.
   if (hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
-  return reply.code(err.statusCode).type('application/json; charset=utf-8').send({
-    statusCode: err.statusCode,
-    code: err.code,
-    error: STATUS_CODES[err.statusCode] ?? 'Error',
-    message: err.message
-  })
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err))
 }
 
 function hasUnreadBody (req: IncomingMessage): boolean {

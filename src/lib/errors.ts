@@ -4,6 +4,7 @@
  * `headers` (WWW-Authenticate, Retry-After) from the error object.
  */
 import createError from '@fastify/error'
+import { STATUS_CODES } from 'node:http'
 
 type Headers = Record<string, string>
 
@@ -79,6 +80,11 @@ export const tokenNotFound = (id: string): GatewayError => new TokenNotFound(id.
 export const badRequest = (message: string): GatewayError => new BadRequest(message)
 /** 500 that reveals nothing about its cause. */
 export const internalError = (): GatewayError => new Internal()
+
+/** The JSON body of an answer the gateway makes itself: `{statusCode, code, error, message}`. */
+export function errorBody (err: GatewayError): { statusCode: number, code: string, error: string, message: string } {
+  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
+}
 
 /** True for errors made by this module (or shaped like them), which are safe to show to clients. */
 export function isGatewayError (err: unknown): err is GatewayError {
