@@ -16,10 +16,9 @@ export async function openWs (httpUrl: string, path: string, bearer: string | nu
     headers: bearer === null ? {} : { authorization: bearer },
     maxPayload: 16 * 1024 * 1024
   })
-  const [first] = await Promise.race([once(ws, 'open'), once(ws, 'unexpected-response').then(([, res]) => {
+  await Promise.race([once(ws, 'open'), once(ws, 'unexpected-response').then(([, res]) => {
     throw new Error(`upgrade refused with ${String((res as { statusCode?: number }).statusCode)}`)
   })])
-  void first
   return ws
 }
 
