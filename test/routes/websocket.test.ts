@@ -6,6 +6,11 @@ import t from 'tap'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer as createHttpsServer } from 'node:https'
 import { sharedRedis, freePort } from '../helpers/redis.js'
 import { startGateway, CALM, type TestGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
@@ -205,6 +210,26 @@ t.test('an Upgrade other than websocket is served as a plain request, as before'
   const withBody = await rawRequest(gw.url, `POST /plain/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 2\r\nAuthorization: ${token.bearer}\r\n\r\nhi`)
   t.equal(withBody.status, 400)
   t.equal(json(withBody).code, 'BAD_REQUEST')
+})
+
+t.test('an https upstream is verified: a self-signed certificate is a 502, nothing tunnelled', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-ws-tls-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+  let upgrades = 0
+  const tls = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) })
+  tls.on('upgrade', (_req, socket) => { upgrades++; socket.destroy() })
+  tls.listen(0, '127.0.0.1')
+  await once(tls, 'listening')
+  t.teardown(() => { tls.close() })
+  const g = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/tls=https://127.0.0.1:${(tls.address() as { port: number }).port}` })
+  t.teardown(async () => { await g.app.close() })
+  const any = await createTestToken(redis.url)
+  const res = await rawRequest(g.url, rawHandshake('/tls/x', [`Authorization: ${any.bearer}`]))
+  t.equal(res.status, 502)
+  t.equal(json(res).message, 'The upstream TLS certificate could not be verified')
+  t.equal(upgrades, 0, 'the handshake never reached the unverified upstream')
 })
 
 /** A masked client text frame (RFC 6455 §5.2) with a zero mask, so the payload is unchanged. */
