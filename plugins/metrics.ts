@@ -15,6 +15,8 @@
  *                            'STORE_UNAVAILABLE');
  *   - the rate-limit plugin: `app.metrics.rateLimitDecision('allowed' | 'limited' | 'store_unavailable')`
  *                            and `app.metrics.observeRedis(seconds, ok)` around its script call.
+ *   - routes/websocket*.ts:  `observeUpgrade` for each upgrade's answer (Fastify's hooks never see
+ *                            it), `websocketOpened` / `websocketClosed(route, reason)` per tunnel.
  * Unknown values become 'other' instead of a new series.
  */
 import fp from 'fastify-plugin'
