@@ -25,7 +25,7 @@ interface Entry { tunnel: Tunnel, grant: TunnelGrant, timer: NodeJS.Timeout, che
 
 /** How long before the shutdown deadline the remaining tunnels are closed, so the process exits cleanly. */
 export function shutdownCloseDelay (graceMs: number): number {
-  return Math.max(0, graceMs - Math.min(1000, Math.floor(graceMs / 10)))
+  return Math.max(0, graceMs - Math.min(1000, Math.floor(graceMs / 4)))
 }
 
 /** Keeps the tunnels of one app; `open` joins two sockets and watches the token until they close. */

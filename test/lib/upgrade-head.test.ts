@@ -50,7 +50,8 @@ t.test('decodeTunnelCheck', async (t) => {
 
 t.test('shutdownCloseDelay leaves a margin before the grace deadline', async (t) => {
   t.equal(shutdownCloseDelay(10_000), 9000)
-  t.equal(shutdownCloseDelay(3000), 2700)
+  t.equal(shutdownCloseDelay(3000), 2250)
+  t.equal(shutdownCloseDelay(1000), 750)
   t.equal(shutdownCloseDelay(0), 0)
   t.equal(shutdownCloseDelay(60_000), 59_000)
 })

@@ -23,7 +23,7 @@ t.teardown(async () => {
 
 t.test('WORKERS=2: tunnels on both workers, gauge summed, SIGTERM closes them after the grace, exit 0', async (t) => {
   const port = await freePort()
-  const GRACE = 3000
+  const GRACE = 6000
   const p = spawnServe({
     ...CALM,
     PORT: String(port),
@@ -36,8 +36,8 @@ t.test('WORKERS=2: tunnels on both workers, gauge summed, SIGTERM closes them af
   })
   running.push(p)
   const url = `http://127.0.0.1:${port}`
-  t.ok(await waitForOk(url + '/healthz', 20_000), 'serve came up')
-  for (let i = 0; i < 200 && (p.stdout().match(/Server listening/g) ?? []).length < 2; i++) await sleep(50)
+  t.ok(await waitForOk(url + '/healthz', 60_000), 'serve came up') // generous: a loaded CI box starts two workers slowly
+  for (let i = 0; i < 600 && (p.stdout().match(/Server listening/g) ?? []).length < 2; i++) await sleep(50)
 
   const N = 8
   const sockets = await Promise.all(Array.from({ length: N }, async () => await openWs(url, '/ws/x', token.bearer)))
