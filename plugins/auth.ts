@@ -10,12 +10,17 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook of the proxy scope: 401 for a missing/bad/unknown/expired token, 403 for a forbidden route. */
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** The check behind `authenticate`, for a request Fastify never routes (a WebSocket upgrade). */
+    authorize: (subject: AuthSubject) => Promise<void>
   }
   interface FastifyRequest {
     /** The authenticated token's public id (never the key), for X-Consumer-Id and the logs. */
     consumer: { id: string } | null
   }
 }
+
+/** What the token check reads (method, raw headers, target) and fills in (consumer, rateLimit). */
+export type AuthSubject = Pick<FastifyRequest, 'method' | 'target' | 'consumer' | 'rateLimit'> & { raw: { rawHeaders: string[] } }
 
 /**
  * Bearer authentication and route permission. It runs as an onRequest hook, before any body is
@@ -28,7 +33,7 @@ export default fp(async function authPlugin (app) {
   // Per app: each gateway instance tells the script which routes revision it holds.
   const matchers = new MatcherCache()
 
-  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+  app.decorate('authorize', async function authorize (request: AuthSubject) {
     const target = request.target
     if (target === null) throw new Error('authenticate runs after the proxy resolved the target')
     const bearer = bearerToken(request.raw.rawHeaders)
@@ -66,5 +71,8 @@ export default fp(async function authPlugin (app) {
     }
     app.metrics.authDecision('allowed')
     request.rateLimit = result
+  })
+  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    await app.authorize(request)
   })
 }, { name: 'portcullis-auth', fastify: '5.x', dependencies: [GATE_PLUGIN, 'portcullis-rate-limit', 'portcullis-metrics'] })

@@ -15,6 +15,8 @@
  *                            'STORE_UNAVAILABLE');
  *   - the rate-limit plugin: `app.metrics.rateLimitDecision('allowed' | 'limited' | 'store_unavailable')`
  *                            and `app.metrics.observeRedis(seconds, ok)` around its script call.
+ *   - routes/websocket*.ts:  `observeUpgrade` for each upgrade's answer (Fastify's hooks never see
+ *                            it), `websocketOpened` / `websocketClosed(route, reason)` per tunnel.
  * Unknown values become 'other' instead of a new series.
  */
 import fp from 'fastify-plugin'
@@ -49,6 +51,10 @@ const AUTH_CODES: Record<string, AuthResult> = {
 }
 const RATE_LIMIT_RESULTS: readonly RateLimitResult[] = ['allowed', 'limited', 'store_unavailable']
 const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol']
+/** Why a WebSocket tunnel ended (routes/websocket.ts). */
+export const WEBSOCKET_CLOSE_REASONS = ['client_closed', 'upstream_closed', 'idle', 'revoked', 'expired', 'forbidden', 'shutdown', 'error'] as const
+/** One of WEBSOCKET_CLOSE_REASONS. */
+export type WebSocketCloseReason = typeof WEBSOCKET_CLOSE_REASONS[number]
 /** Gauge values of `portcullis_circuit_state`. */
 const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
@@ -73,6 +79,8 @@ export class GatewayMetrics {
   private readonly redisErrors: Counter
   private readonly circuitState: Gauge<'route'>
   private readonly circuitTransitions: Counter<'route' | 'to'>
+  private readonly wsConnections: Gauge<'route'>
+  private readonly wsClosed: Counter<'route' | 'reason'>
   private readonly routePrefixes: ReadonlySet<string>
   private readonly table: RouteTable
   private readonly errorCodes = new Set<string>()
@@ -94,6 +102,8 @@ export class GatewayMetrics {
     // highest wins (non-zero = some worker's breaker is not closed).
     this.circuitState = new Gauge({ name: 'portcullis_circuit_state', help: 'Circuit breaker state per route: 0 closed, 1 open, 2 half-open (with WORKERS>1 the highest over workers)', labelNames: ['route'], aggregator: 'max', registers })
     this.circuitTransitions = new Counter({ name: 'portcullis_circuit_transitions_total', help: 'Circuit breaker state changes per route, by the state entered', labelNames: ['route', 'to'], registers })
+    this.wsConnections = new Gauge({ name: 'portcullis_websocket_connections', help: 'Open WebSocket tunnels per route', labelNames: ['route'], registers })
+    this.wsClosed = new Counter({ name: 'portcullis_websocket_closed_total', help: 'WebSocket tunnels closed, by route and reason', labelNames: ['route', 'reason'], registers })
     // Series that exist from the start, so rate() and absent() work before the first event.
     for (const r of AUTH_RESULTS) this.auth.inc({ result: r }, 0)
     for (const r of RATE_LIMIT_RESULTS) this.rateLimit.inc({ result: r }, 0)
@@ -101,6 +111,8 @@ export class GatewayMetrics {
       for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
       this.circuitState.set({ route }, CIRCUIT_STATES.closed)
       for (const to of Object.keys(CIRCUIT_STATES)) this.circuitTransitions.inc({ route, to }, 0)
+      this.wsConnections.set({ route }, 0)
+      for (const reason of WEBSOCKET_CLOSE_REASONS) this.wsClosed.inc({ route, reason }, 0)
     }
     this.redisErrors.inc(0)
     // Summed over workers by src/cluster-metrics.ts: says how many processes a scrape covers.
@@ -135,6 +147,23 @@ export class GatewayMetrics {
     const route = this.routeLabel(routePrefix)
     this.circuitState.set({ route }, CIRCUIT_STATES[to])
     this.circuitTransitions.inc({ route, to })
+  }
+
+  /** Records a WebSocket tunnel opened on a route. */
+  websocketOpened (routePrefix: string): void {
+    this.wsConnections.inc({ route: this.routeLabel(routePrefix) })
+  }
+
+  /** Records a WebSocket tunnel closed, and why. */
+  websocketClosed (routePrefix: string, reason: WebSocketCloseReason): void {
+    const route = this.routeLabel(routePrefix)
+    this.wsConnections.dec({ route })
+    this.wsClosed.inc({ route, reason: (WEBSOCKET_CLOSE_REASONS as readonly string[]).includes(reason) ? reason : 'error' })
+  }
+
+  /** Records the answer to an upgrade request (a 101 or a refusal), which Fastify's hooks never see. */
+  observeUpgrade (routePrefix: string | null, statusCode: number, seconds: number, failure: string | null, errorCode: string | null): void {
+    this.observeRequest(this.routeLabel(routePrefix ?? ''), 'GET', statusCode, seconds, failure, errorCode)
   }
 
   /** Records a finished request; `route` must come from `routeOf`. */

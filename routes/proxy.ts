@@ -15,6 +15,7 @@ import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia
 import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
 import type { GatewayError } from '../src/lib/errors.js'
 import { sendContinue } from '../plugins/server-events.js'
+import { attachWebSocketUpgrades } from './websocket.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,7 +44,8 @@ export function classifyUpstreamError (err: Error & { code?: string, cause?: unk
   return 'protocol'
 }
 
-const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
+/** What a 502 UPSTREAM_ERROR says for each kind of failure. */
+export const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
   refused: 'refused the connection',
   reset: 'reset the connection',
   dns: 'host could not be resolved',
@@ -54,7 +56,7 @@ const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
 const noRetry = (): null => null
 
 /** Response headers the gateway owns: an upstream's values never replace them. */
-const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
+export const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
 
 /** One breaker per route prefix, made at startup; their state changes go to the metrics. */
 function circuitBreakers (app: FastifyInstance): Map<string, CircuitBreaker> {
@@ -67,7 +69,7 @@ function circuitBreakers (app: FastifyInstance): Map<string, CircuitBreaker> {
 }
 
 /** The breaker's permit for one upstream request, or a 503 CIRCUIT_OPEN before anything is sent. */
-function admit (breaker: CircuitBreaker): CircuitPermit {
+export function admit (breaker: CircuitBreaker): CircuitPermit {
   const permit = breaker.acquire()
   if (permit === null) throw circuitOpen(breaker.retryAfterSeconds())
   return permit
@@ -88,6 +90,15 @@ function restoreContentType (req: IncomingMessage): void {
       return
     }
   }
+}
+
+/** The normalised path and its route, or throws 400 BAD_PATH / 404 ROUTE_NOT_FOUND. */
+export function resolveTarget (table: RouteTable, rawUrl: string): ProxyTarget {
+  const normalised = normaliseTarget(rawUrl)
+  if (!normalised.ok) throw badPath(normalised.reason)
+  const route = table.match(normalised.path)
+  if (route === undefined) throw routeNotFound()
+  return { route, path: normalised.path, query: normalised.query }
 }
 
 /** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
@@ -123,17 +134,15 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   app.decorateRequest('target', null)
   app.decorateRequest('upstreamFailure', null)
 
-  app.addHook('onRequest', async function resolveTarget (request: FastifyRequest) {
-    const normalised = normaliseTarget(request.raw.url ?? '')
-    if (!normalised.ok) throw badPath(normalised.reason)
-    const route = table.match(normalised.path)
-    if (route === undefined) throw routeNotFound()
-    request.target = { route, path: normalised.path, query: normalised.query }
+  app.addHook('onRequest', async function resolveTargetHook (request: FastifyRequest) {
+    request.target = resolveTarget(table, request.raw.url ?? '')
   })
   app.addHook('onRequest', app.authenticate)
   app.addHook('onRequest', app.enforceRateLimit)
 
   const trusts = peerTrust(app.config.trustProxy)
+  // Upgrades never reach the route below: Node hands them to the server's 'upgrade' listener.
+  attachWebSocketUpgrades(app, { table, breakers, trusts })
   // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
   // bodies allowed, so that they are proxied too instead of answering 404. CONNECT never gets here
   // (plugins/server-events.ts answers it 405).

@@ -24,7 +24,8 @@ t.test('defaults', async (t) => {
     trustProxy: false,
     workers: 1,
     shutdownGraceMs: 10000,
-    pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 }
+    pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 },
+    websocket: { idleTimeoutMs: 300000, recheckSeconds: 30 }
   } satisfies Config)
   t.same(loadConfig({}, { requireRoutes: false }).routes, [], 'the token CLI needs no ROUTES')
   t.same(loadConfig({ ROUTES: R, UNKNOWN_THING: 'x', npm_config_x: 'y' }).port, 8080, 'unknown variables are ignored')
@@ -44,7 +45,9 @@ t.test('values are read and converted', async (t) => {
     WORKERS: '3',
     SHUTDOWN_GRACE_MS: '500',
     CIRCUIT_FAILURE_THRESHOLD: '3',
-    CIRCUIT_COOLDOWN_MS: '500'
+    CIRCUIT_COOLDOWN_MS: '500',
+    WEBSOCKET_IDLE_TIMEOUT_MS: '60000',
+    WEBSOCKET_RECHECK_SECONDS: '5'
   })
   t.match(c, {
     port: 9090,
@@ -57,7 +60,8 @@ t.test('values are read and converted', async (t) => {
     logLevel: 'warn',
     workers: 3,
     shutdownGraceMs: 500,
-    circuit: { failureThreshold: 3, cooldownMs: 500 }
+    circuit: { failureThreshold: 3, cooldownMs: 500 },
+    websocket: { idleTimeoutMs: 60000, recheckSeconds: 5 }
   })
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
@@ -187,6 +191,12 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['REDIS_CLUSTER_NODES without port', { REDIS_CLUSTER_NODES: 'redis-0' }, 'REDIS_CLUSTER_NODES', /host:port/],
   ['REDIS_CLUSTER_NODES port 0', { REDIS_CLUSTER_NODES: 'a:7000,b:0' }, 'REDIS_CLUSTER_NODES', /"b:0"/],
   ['REDIS_CLUSTER_NODES port 70000', { REDIS_CLUSTER_NODES: 'a:70000' }, 'REDIS_CLUSTER_NODES', /host:port/],
+  ['WEBSOCKET_IDLE_TIMEOUT_MS=0', { WEBSOCKET_IDLE_TIMEOUT_MS: '0' }, 'WEBSOCKET_IDLE_TIMEOUT_MS', />= 1/],
+  ['WEBSOCKET_IDLE_TIMEOUT_MS=5m', { WEBSOCKET_IDLE_TIMEOUT_MS: '5m' }, 'WEBSOCKET_IDLE_TIMEOUT_MS', /integer/],
+  ['WEBSOCKET_IDLE_TIMEOUT_MS over a timer', { WEBSOCKET_IDLE_TIMEOUT_MS: '2147483648' }, 'WEBSOCKET_IDLE_TIMEOUT_MS', /<= 2147483647/],
+  ['WEBSOCKET_RECHECK_SECONDS=0', { WEBSOCKET_RECHECK_SECONDS: '0' }, 'WEBSOCKET_RECHECK_SECONDS', />= 1/],
+  ['WEBSOCKET_RECHECK_SECONDS=0.5', { WEBSOCKET_RECHECK_SECONDS: '0.5' }, 'WEBSOCKET_RECHECK_SECONDS', /integer/],
+  ['WEBSOCKET_RECHECK_SECONDS over a day', { WEBSOCKET_RECHECK_SECONDS: '86401' }, 'WEBSOCKET_RECHECK_SECONDS', /<= 86400/],
   ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/]
 ]
 

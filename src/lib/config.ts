@@ -50,7 +50,9 @@ export const EnvSchema = Type.Object({
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000 }),
   PRESSURE_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
   PRESSURE_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
-  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 })
+  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  WEBSOCKET_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 2147483647, default: 300000 }),
+  WEBSOCKET_RECHECK_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 30 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -80,6 +82,8 @@ export interface Config {
     maxHeapUsedBytes: number
     maxRssBytes: number
   }
+  /** WebSocket tunnels: closed after this long without a byte either way; token re-checked this often. */
+  websocket: { idleTimeoutMs: number, recheckSeconds: number }
 }
 
 export interface LoadOptions {
@@ -125,7 +129,8 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
       maxEventLoopUtilization: e.PRESSURE_MAX_EVENT_LOOP_UTILIZATION,
       maxHeapUsedBytes: e.PRESSURE_MAX_HEAP_USED_BYTES,
       maxRssBytes: e.PRESSURE_MAX_RSS_BYTES
-    }
+    },
+    websocket: { idleTimeoutMs: e.WEBSOCKET_IDLE_TIMEOUT_MS, recheckSeconds: e.WEBSOCKET_RECHECK_SECONDS }
   }
 }
 

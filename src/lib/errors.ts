@@ -103,6 +103,11 @@ export const expectationFailed = (): GatewayError => new ExpectationFailed()
 /** 500 that reveals nothing about its cause. */
 export const internalError = (): GatewayError => new Internal()
 
+/** The JSON body of an answer the gateway makes itself: `{statusCode, code, error, message}`. */
+export function errorBody (err: GatewayError): { statusCode: number, code: string, error: string, message: string } {
+  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
+}
+
 /** True for errors made by this module (or shaped like them), which are safe to show to clients. */
 export function isGatewayError (err: unknown): err is GatewayError {
   return err instanceof Error && typeof (err as GatewayError).code === 'string' &&
@@ -114,8 +119,3 @@ const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', '
   'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR',
   'PAYLOAD_TOO_LARGE', 'HEADERS_TOO_LARGE', 'URI_TOO_LONG', 'METHOD_NOT_ALLOWED', 'UNSUPPORTED_MEDIA_TYPE', 'REQUEST_TIMEOUT',
   'EXPECTATION_FAILED'])
-
-/** The JSON body of a gateway answer: `{statusCode, code, error, message}`. */
-export function errorBody (err: GatewayError): { statusCode: number, code: string, error: string, message: string } {
-  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
-}
