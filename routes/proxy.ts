@@ -1,17 +1,19 @@
 /**
  * The proxy surface: every method on every configured route prefix, in its own encapsulated scope
  * so its pass-through body parser and hooks affect nothing else. Hooks run in a fixed order:
- * path (400) → route (404) → token (401/403) → limit (429) → circuit (503) → upstream (502/504).
+ * path (400) → route (404) → token (401/403) → limit (429) → in flight (429) → circuit (503) → upstream (502/504).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
-import { Agent } from 'undici'
 import { METHODS } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
-import { badPath, circuitOpen, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { badPath, circuitOpen, concurrencyLimited, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust } from '../src/lib/forward-headers.js'
+import { InFlightLimiter } from '../src/lib/in-flight.js'
+import { UpstreamAgent } from '../src/upstream-agent.js'
+import { UpstreamExchange } from './upstream-exchange.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,11 +27,11 @@ declare module 'fastify' {
 /** The authorised and forwarded request line: `path` is exactly what the upstream receives. */
 export interface ProxyTarget { route: RouteConfig, path: string, query: string }
 
-/** Kinds of upstream failure, used in logs and metric labels (a small fixed set). */
-export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol'
+/** Kinds of upstream failure, used in logs and metric labels (a small fixed set); `pool`: no pooled connection became free in time. */
+export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol' | 'pool'
 
 /** Classifies an error reported by reply-from/undici. */
-export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): UpstreamFailureKind {
+export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
   const code = (err.cause as { code?: string } | undefined)?.code ?? err.code ?? ''
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT' ||
     code === 'FST_REPLY_FROM_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout'
@@ -40,7 +42,7 @@ export function classifyUpstreamError (err: Error & { code?: string, cause?: unk
   return 'protocol'
 }
 
-const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
+const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout' | 'pool'>, string> = {
   refused: 'refused the connection',
   reset: 'reset the connection',
   dns: 'host could not be resolved',
@@ -79,9 +81,13 @@ function clientGone (request: FastifyRequest, reply: FastifyReply): boolean {
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
   const table = new RouteTable(app.config.routes)
   const breakers = circuitBreakers(app)
-  // One undici Agent for every upstream, TLS verified (reply-from's default would not verify).
-  const agent = new Agent({ connect: { rejectUnauthorized: true }, connections: 128, pipelining: 1 })
+  // One undici Agent for every upstream, TLS verified (reply-from's default would not verify),
+  // UPSTREAM_MAX_CONNECTIONS per origin; a token holds at most MAX_IN_FLIGHT_PER_TOKEN of them.
+  const agent = new UpstreamAgent(app.config.upstreamMaxConnections)
   app.addHook('onClose', async () => { await agent.close() })
+  const origins = new Map(app.config.routes.map((r) => [r.prefix, new URL(r.upstream).origin]))
+  const inFlight = new InFlightLimiter(app.config.maxInFlightPerToken)
+  app.metrics.countInFlight(() => inFlight.total)
 
   // Bodies are handed to reply-from as the raw stream: nothing is parsed or buffered here.
   app.removeAllContentTypeParsers()
@@ -100,6 +106,19 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   })
   app.addHook('onRequest', app.authenticate)
   app.addHook('onRequest', app.enforceRateLimit)
+  // After the gate call, so a refusal here has spent one unit of quota, like a 403 (docs/rate-limiting.md);
+  // before any body byte is read. Released exactly once when the response is over, however it ends.
+  app.addHook('onRequest', function limitInFlight (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+    const consumer = request.consumer
+    if (consumer === null) { done(); return }
+    const release = inFlight.acquire(consumer.id)
+    if (release === null) { done(concurrencyLimited(inFlight.limit)); return }
+    reply.raw.once('close', release)
+    // A pipelined request whose response was not started yet gets no 'close' of its own when the
+    // socket dies; its request does, and its socket is gone then.
+    request.raw.once('close', () => { if (request.raw.socket?.destroyed !== false) release() })
+    done()
+  })
 
   const trusts = peerTrust(app.config.trustProxy)
   // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
@@ -119,6 +138,14 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
       const { route } = target
       const permit = admit(breakers.get(route.prefix) as CircuitBreaker)
       const started = performance.now() // upstream time: from here to the response head (metrics)
+      const exchange = new UpstreamExchange(request, reply, {
+        timeoutMs: route.timeoutMs,
+        bodyIdleMs: app.config.clientBodyTimeoutMs,
+        permit,
+        poolSaturated: () => agent.saturated(origins.get(route.prefix) ?? '')
+      })
+      // reply-from dispatches inside reply.from(), synchronously; every dispatch is preceded by this call.
+      agent.next(exchange.hooks)
       return reply.from(route.upstream + target.path, {
         timeout: route.timeoutMs,
         retryDelay: noRetry,
@@ -136,6 +163,7 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
           return downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
         },
         onError: (rep, { error }) => {
+          if (exchange.settled) return // a guard answered, or the client left: this error is that abort
           const kind = classifyUpstreamError(error)
           request.upstreamFailure = kind
           if (clientGone(request, reply)) permit.release()

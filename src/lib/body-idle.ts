@@ -13,19 +13,30 @@ export const CLIENT_BODY_ABORTED = 'PORTCULLIS_CLIENT_BODY_ABORTED'
 
 const bodyError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
 
+/** What the body waits on: more bytes from the client, room on the upstream side, nothing (it ended). */
+export type BodyWait = 'client' | 'reader' | 'end'
+
 /**
  * Pipes `source` into a new stream for the upstream. `idleMs` without a body byte while the gateway
  * is ready to read: `onIdle()` is called, then the returned stream is destroyed (which aborts the
  * upstream request). `source` itself is never destroyed here: the caller still answers on its socket.
+ * `onWait` hears each change of what the body waits on (the caller times the upstream with it).
  */
-export function guardBody (source: Readable, idleMs: number, onIdle: () => void): PassThrough {
+export function guardBody (source: Readable, idleMs: number, onIdle: () => void, onWait?: (on: BodyWait) => void): PassThrough {
   const out = new PassThrough()
   let timer: NodeJS.Timeout | null = null
   let done = false
+  let waiting: BodyWait | null = null
+  const wait = (on: BodyWait): void => {
+    if (waiting === on) return
+    waiting = on
+    onWait?.(on)
+  }
 
   const arm = (): void => {
     if (timer === null) timer = setTimeout(fire, idleMs)
     else timer.refresh()
+    wait('client')
   }
   const disarm = (): void => {
     if (timer !== null) clearTimeout(timer)
@@ -37,7 +48,8 @@ export function guardBody (source: Readable, idleMs: number, onIdle: () => void)
     source.off('data', onData)
     source.off('end', onEnd)
     source.off('close', onClose)
-    source.off('error', onClose)
+    // The 'error' listener stays: Node decides to emit an abort error when the request is destroyed
+    // and emits it a tick later, when the upstream side may already have finished us here.
     out.off('drain', onDrain)
   }
   function fire (): void {
@@ -57,6 +69,7 @@ export function guardBody (source: Readable, idleMs: number, onIdle: () => void)
     disarm()
     source.pause()
     out.once('drain', onDrain)
+    wait('reader')
   }
   function onDrain (): void {
     if (done) return
@@ -65,6 +78,7 @@ export function guardBody (source: Readable, idleMs: number, onIdle: () => void)
   }
   function onEnd (): void {
     finish()
+    wait('end')
     out.end()
   }
   function onClose (): void {
@@ -75,8 +89,10 @@ export function guardBody (source: Readable, idleMs: number, onIdle: () => void)
 
   // The upstream side went away (upstream error, abort): nothing more to time or to carry.
   out.once('close', () => { if (!done) { finish(); source.pause() } })
+  source.on('error', onClose)
   if (source.readableEnded) {
     done = true
+    wait('end')
     out.end()
     return out
   }
@@ -87,7 +103,6 @@ export function guardBody (source: Readable, idleMs: number, onIdle: () => void)
   source.on('data', onData)
   source.once('end', onEnd)
   source.once('close', onClose)
-  source.once('error', onClose)
   arm()
   return out
 }

@@ -30,6 +30,8 @@ const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', 'The admin API needs
 const NotFound = createError('NOT_FOUND', '%s', 404)
 const TokenNotFound = createError('TOKEN_NOT_FOUND', 'No token with id %s', 404)
 const BadRequest = createError('BAD_REQUEST', '%s', 400)
+const RequestTimeout = createError('REQUEST_TIMEOUT', 'No request body byte arrived for %d ms', 408)
+const ConcurrencyLimited = createError('CONCURRENCY_LIMITED', 'This token already has %d requests in flight on this gateway; retry in 1 s', 429)
 const Internal = createError('INTERNAL_ERROR', 'Internal Server Error', 500)
 
 const bearerChallenge = (error?: string): Headers =>
@@ -77,6 +79,11 @@ export const notFound = (message: string): GatewayError => new NotFound(message)
 export const tokenNotFound = (id: string): GatewayError => new TokenNotFound(id.length > 64 ? id.slice(0, 64) + '…' : id)
 /** 400 with a specific message (admin API: invalid body). */
 export const badRequest = (message: string): GatewayError => new BadRequest(message)
+/** 408: the client sent no request body byte for CLIENT_BODY_TIMEOUT_MS; the upstream request was aborted. */
+export const requestTimeout = (idleMs: number): GatewayError => new RequestTimeout(idleMs)
+/** 429: the token holds MAX_IN_FLIGHT_PER_TOKEN requests on this instance already; refused before any body byte is read. */
+export const concurrencyLimited = (limit: number): GatewayError =>
+  withHeaders(new ConcurrencyLimited(limit), { 'retry-after': '1' })
 /** 500 that reveals nothing about its cause. */
 export const internalError = (): GatewayError => new Internal()
 
@@ -88,4 +95,5 @@ export function isGatewayError (err: unknown): err is GatewayError {
 
 const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED',
   'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE',
-  'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR'])
+  'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR',
+  'REQUEST_TIMEOUT', 'CONCURRENCY_LIMITED'])

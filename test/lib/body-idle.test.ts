@@ -119,3 +119,21 @@ test('piped into a writable that reads slowly, every byte arrives in order', asy
   t.equal(all.length, 50 * 4096)
   t.equal(all[4096 * 49], 49)
 })
+
+test('onWait hears each change of what the body waits on, once per change', async (t) => {
+  const source = new PassThrough()
+  const waits: string[] = []
+  const out = guardBody(source, 5000, () => t.fail('no idle'), (on) => { waits.push(on) })
+  t.same(waits, ['client'], 'at the start it waits on the client')
+  source.write('a')
+  source.write('b')
+  await sleep(10)
+  t.same(waits, ['client'], 'bytes that fit change nothing')
+  source.write(Buffer.alloc(1024 * 1024)) // nobody reads `out`: the upstream side fills up
+  await sleep(10)
+  t.same(waits, ['client', 'reader'])
+  const read = collect(out)
+  source.end()
+  await read
+  t.same(waits.slice(-2), ['client', 'end'], 'once drained it waits on the client again, then the end')
+})
