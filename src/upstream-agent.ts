@@ -58,7 +58,9 @@ export class UpstreamAgent {
   /** True when every pooled connection to `origin` is busy and requests wait in line for one. */
   saturated (origin: string): boolean {
     const stats = this.#agent.stats[origin]
-    return stats !== undefined && 'queued' in stats && stats.queued > 0
+    if (stats === undefined) return false
+    // undici makes a Pool per origin, or a single Client when the limit is 1 connection.
+    return 'queued' in stats ? stats.queued > 0 : stats.running > 0 && stats.pending > 0
   }
 
   /** Closes every pooled connection once its request is done. */
