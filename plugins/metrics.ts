@@ -50,7 +50,7 @@ const AUTH_CODES: Record<string, AuthResult> = {
   STORE_UNAVAILABLE: 'store_unavailable'
 }
 const RATE_LIMIT_RESULTS: readonly RateLimitResult[] = ['allowed', 'limited', 'store_unavailable']
-const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol']
+const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol', 'pool']
 /** Why a WebSocket tunnel ended (routes/websocket.ts). */
 export const WEBSOCKET_CLOSE_REASONS = ['client_closed', 'upstream_closed', 'idle', 'revoked', 'expired', 'forbidden', 'shutdown', 'error'] as const
 /** One of WEBSOCKET_CLOSE_REASONS. */
@@ -81,6 +81,7 @@ export class GatewayMetrics {
   private readonly circuitTransitions: Counter<'route' | 'to'>
   private readonly wsConnections: Gauge<'route'>
   private readonly wsClosed: Counter<'route' | 'reason'>
+  private inFlightReader: () => number = () => 0
   private readonly routePrefixes: ReadonlySet<string>
   private readonly table: RouteTable
   private readonly errorCodes = new Set<string>()
@@ -92,7 +93,7 @@ export class GatewayMetrics {
     this.requests = new Counter({ name: 'portcullis_http_requests_total', help: 'Requests answered, by route prefix, method and status class', labelNames: ['route', 'method', 'status_class'], registers })
     this.duration = new Histogram({ name: 'portcullis_http_request_duration_seconds', help: 'Time from request received to response sent', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers })
     this.upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from the proxy handler start to the upstream response head', labelNames: ['route'], buckets: HTTP_BUCKETS, registers })
-    this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol)', labelNames: ['route', 'kind'], registers })
+    this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol; pool: no pooled connection free in time)', labelNames: ['route', 'kind'], registers })
     this.gatewayErrors = new Counter({ name: 'portcullis_gateway_errors_total', help: 'Error answers the gateway made itself, by SPEC code (upstream answers are not counted here)', labelNames: ['route', 'code'], registers })
     this.auth = new Counter({ name: 'portcullis_auth_decisions_total', help: 'Token checks by result', labelNames: ['result'], registers })
     this.rateLimit = new Counter({ name: 'portcullis_ratelimit_decisions_total', help: 'Rate-limit decisions by result', labelNames: ['result'], registers })
@@ -115,6 +116,8 @@ export class GatewayMetrics {
       for (const reason of WEBSOCKET_CLOSE_REASONS) this.wsClosed.inc({ route, reason }, 0)
     }
     this.redisErrors.inc(0)
+    const metrics = this // read at scrape time: nothing per request on the hot path
+    new Gauge({ name: 'portcullis_proxy_in_flight_requests', help: 'Proxied requests admitted and not yet answered (every token; bounded per token by MAX_IN_FLIGHT_PER_TOKEN)', registers, collect () { this.set(metrics.inFlightReader()) } }) // eslint-disable-line no-new
     // Summed over workers by src/cluster-metrics.ts: says how many processes a scrape covers.
     new Gauge({ name: 'portcullis_workers', help: 'Gateway worker processes whose metrics this scrape sums', registers }).set(1)
     collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' })
@@ -164,6 +167,11 @@ export class GatewayMetrics {
   /** Records the answer to an upgrade request (a 101 or a refusal), which Fastify's hooks never see. */
   observeUpgrade (routePrefix: string | null, statusCode: number, seconds: number, failure: string | null, errorCode: string | null): void {
     this.observeRequest(this.routeLabel(routePrefix ?? ''), 'GET', statusCode, seconds, failure, errorCode)
+  }
+
+  /** Where `portcullis_proxy_in_flight_requests` reads its value at scrape time (routes/proxy.ts). */
+  countInFlight (read: () => number): void {
+    this.inFlightReader = read
   }
 
   /** Records a finished request; `route` must come from `routeOf`. */

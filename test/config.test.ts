@@ -17,6 +17,9 @@ t.test('defaults', async (t) => {
     routes: [{ prefix: '/api', upstream: 'http://127.0.0.1:3001', timeoutMs: 30000 }],
     rateLimitWindowSeconds: 60,
     upstreamTimeoutMs: 30000,
+    clientBodyTimeoutMs: 30000,
+    upstreamMaxConnections: 512,
+    maxInFlightPerToken: 256,
     circuit: { failureThreshold: 5, cooldownMs: 10000 },
     adminToken: null,
     logLevel: 'info',
@@ -66,6 +69,9 @@ t.test('values are read and converted', async (t) => {
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
   t.same(loadConfig({ ROUTES: R, CIRCUIT_FAILURE_THRESHOLD: '0' }).circuit, { failureThreshold: 0, cooldownMs: 10000 }, '0 turns the breaker off')
+  t.match(loadConfig({ ROUTES: R, CLIENT_BODY_TIMEOUT_MS: '5000', UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '16' }),
+    { clientBodyTimeoutMs: 5000, upstreamMaxConnections: 64, maxInFlightPerToken: 16 })
+  t.equal(loadConfig({ ROUTES: R, UPSTREAM_MAX_CONNECTIONS: '1', MAX_IN_FLIGHT_PER_TOKEN: '0' }).maxInFlightPerToken, 0, '0 turns the bound off, whatever the pool')
 })
 
 t.test('JSON ROUTES may override the circuit breaker per route; absent fields stay absent', async (t) => {
@@ -197,7 +203,15 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['WEBSOCKET_RECHECK_SECONDS=0', { WEBSOCKET_RECHECK_SECONDS: '0' }, 'WEBSOCKET_RECHECK_SECONDS', />= 1/],
   ['WEBSOCKET_RECHECK_SECONDS=0.5', { WEBSOCKET_RECHECK_SECONDS: '0.5' }, 'WEBSOCKET_RECHECK_SECONDS', /integer/],
   ['WEBSOCKET_RECHECK_SECONDS over a day', { WEBSOCKET_RECHECK_SECONDS: '86401' }, 'WEBSOCKET_RECHECK_SECONDS', /<= 86400/],
-  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/]
+  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/],
+  ['CLIENT_BODY_TIMEOUT_MS=0', { CLIENT_BODY_TIMEOUT_MS: '0' }, 'CLIENT_BODY_TIMEOUT_MS', />= 1/],
+  ['CLIENT_BODY_TIMEOUT_MS=30s', { CLIENT_BODY_TIMEOUT_MS: '30s' }, 'CLIENT_BODY_TIMEOUT_MS', /integer/],
+  ['UPSTREAM_MAX_CONNECTIONS=0', { UPSTREAM_MAX_CONNECTIONS: '0' }, 'UPSTREAM_MAX_CONNECTIONS', />= 1/],
+  ['UPSTREAM_MAX_CONNECTIONS=many', { UPSTREAM_MAX_CONNECTIONS: 'many' }, 'UPSTREAM_MAX_CONNECTIONS', /integer/],
+  ['MAX_IN_FLIGHT_PER_TOKEN=-1', { MAX_IN_FLIGHT_PER_TOKEN: '-1' }, 'MAX_IN_FLIGHT_PER_TOKEN', />= 0/],
+  ['MAX_IN_FLIGHT_PER_TOKEN=1.5', { MAX_IN_FLIGHT_PER_TOKEN: '1.5' }, 'MAX_IN_FLIGHT_PER_TOKEN', /integer/],
+  ['MAX_IN_FLIGHT_PER_TOKEN not below the pool', { UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '64' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(64\)/],
+  ['default MAX_IN_FLIGHT_PER_TOKEN above a small pool', { UPSTREAM_MAX_CONNECTIONS: '100' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(100\).*or 0/]
 ]
 
 t.test(`${INVALID.length} invalid configurations, each a ConfigError naming its variable`, async (t) => {

@@ -39,6 +39,9 @@ export const EnvSchema = Type.Object({
   ROUTES: Type.Optional(Type.String()),
   RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60 }),
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000 }),
+  CLIENT_BODY_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000 }),
+  UPSTREAM_MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 512 }),
+  MAX_IN_FLIGHT_PER_TOKEN: Type.Integer({ minimum: 0, default: 256 }),
   CIRCUIT_FAILURE_THRESHOLD: Type.Integer({ minimum: 0, default: 5 }),
   CIRCUIT_COOLDOWN_MS: Type.Integer({ minimum: 1, default: 10000 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, pattern: '^[\\x21-\\x7e]+$' })),
@@ -67,6 +70,12 @@ export interface Config {
   routes: RouteConfig[]
   rateLimitWindowSeconds: number
   upstreamTimeoutMs: number
+  /** No request body byte for this long: the upstream request is aborted, the client gets 408. */
+  clientBodyTimeoutMs: number
+  /** Connections per upstream origin (one pool per origin, per worker). */
+  upstreamMaxConnections: number
+  /** Requests one token may have in flight on this process; 0 = no bound. */
+  maxInFlightPerToken: number
   /** Defaults of every route's breaker; a JSON ROUTES entry may override them. */
   circuit: { failureThreshold: number, cooldownMs: number }
   adminToken: string | null
@@ -107,6 +116,10 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
   if (requireRoutes && (e.ROUTES === undefined || e.ROUTES.trim() === '')) {
     throw new ConfigError('ROUTES', 'is required: e.g. ROUTES=/api/v1/users=http://127.0.0.1:3001')
   }
+  // One token must not be able to hold every connection of a route's pool (docs/configuration.md).
+  if (e.MAX_IN_FLIGHT_PER_TOKEN >= e.UPSTREAM_MAX_CONNECTIONS) {
+    throw new ConfigError('MAX_IN_FLIGHT_PER_TOKEN', `must be below UPSTREAM_MAX_CONNECTIONS (${e.UPSTREAM_MAX_CONNECTIONS}), so one token cannot fill an upstream's pool, or 0 for no bound`)
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -117,6 +130,9 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
     routes: e.ROUTES === undefined || e.ROUTES.trim() === '' ? [] : parseRoutes(e.ROUTES, e.UPSTREAM_TIMEOUT_MS),
     rateLimitWindowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    clientBodyTimeoutMs: e.CLIENT_BODY_TIMEOUT_MS,
+    upstreamMaxConnections: e.UPSTREAM_MAX_CONNECTIONS,
+    maxInFlightPerToken: e.MAX_IN_FLIGHT_PER_TOKEN,
     circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: e.CIRCUIT_COOLDOWN_MS },
     adminToken: e.ADMIN_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
