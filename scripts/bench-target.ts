@@ -1,6 +1,6 @@
 /**
  * One server of `npm run bench`, run in its own child process so autocannon (in the parent)
- * does not share an event loop with it: `node dist/scripts/bench-target.js upstream|bare|gateway`.
+ * does not share an event loop with it: `node dist/scripts/bench-target.js upstream|bare|gateway|diy`.
  * IPC: the child sends {type:'ready', port, body?}; it answers {type:'stats'} with its RSS and
  * CPU time used so far, and exits after {type:'stop'}. It exits too when the parent goes away (IPC disconnect).
  */
@@ -8,7 +8,7 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 
-export type TargetRole = 'upstream' | 'bare' | 'gateway'
+export type TargetRole = 'upstream' | 'bare' | 'gateway' | 'diy'
 
 /** Messages a target sends to the parent. */
 export type TargetMessage =
@@ -88,6 +88,44 @@ async function startGateway (env: Record<string, string>, logFile: string): Prom
   }
 }
 
+/**
+ * The do-it-yourself stack a Fastify user would assemble instead of a gateway: @fastify/bearer-auth
+ * (static keys), @fastify/rate-limit (Redis store, the same Redis, one bucket per Authorization
+ * header) and @fastify/http-proxy to the same upstream, with one `info` line per request written
+ * to a file through the same kind of asynchronous pino destination as the gateway's.
+ */
+async function startDiy (upstream: string, redisUrl: string, apiKey: string, prefix: string, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
+  const { default: Fastify } = await import('fastify')
+  const { default: bearerAuth } = await import('@fastify/bearer-auth')
+  const { default: rateLimit } = await import('@fastify/rate-limit')
+  const { default: httpProxy } = await import('@fastify/http-proxy')
+  const { Redis } = await import('ioredis')
+  const { pino } = await import('pino')
+  const dest = pino.destination({ dest: logFile, sync: false, minLength: 4096 })
+  await once(dest, 'ready')
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  const app = Fastify({ logger: { level: 'info', stream: dest as unknown as NodeJS.WritableStream }, disableRequestLogging: true })
+  await app.register(bearerAuth, { keys: new Set([apiKey]) })
+  await app.register(rateLimit, {
+    max: 1_000_000, timeWindow: 1000, redis, nameSpace: 'diy-bench-', keyGenerator: (req) => req.headers.authorization ?? req.ip
+  })
+  await app.register(httpProxy, { upstream, prefix, rewritePrefix: prefix })
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+    done()
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    close: async () => {
+      await app.close()
+      redis.disconnect()
+      dest.flushSync()
+      dest.end()
+    }
+  }
+}
+
 async function main (): Promise<void> {
   const role = process.argv[2] as TargetRole
   const send = (m: TargetMessage): void => { process.send?.(m) }
@@ -99,8 +137,10 @@ async function main (): Promise<void> {
     server = await startBare(required('BENCH_UPSTREAM'))
   } else if (role === 'gateway') {
     server = await startGateway(JSON.parse(required('BENCH_GATEWAY_ENV')) as Record<string, string>, required('BENCH_LOG_FILE'))
+  } else if (role === 'diy') {
+    server = await startDiy(required('BENCH_UPSTREAM'), required('BENCH_REDIS_URL'), required('BENCH_API_KEY'), required('BENCH_PREFIX'), required('BENCH_LOG_FILE'))
   } else {
-    throw new Error(`unknown role ${String(role)}: expected upstream, bare or gateway`)
+    throw new Error(`unknown role ${String(role)}: expected upstream, bare, gateway or diy`)
   }
   process.on('disconnect', () => { process.exit(1) })
   process.on('message', (m: ParentMessage) => {
