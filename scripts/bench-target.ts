@@ -61,27 +61,29 @@ async function startBare (upstream: string): Promise<{ port: number, close: () =
 
 /**
  * The gateway as src/server.ts builds it (Redis client ready first, then buildApp with the
- * config from loadConfig), except that log lines go to a file through an asynchronous pino
- * destination (what pino uses for stdout), so they are really serialised and written.
+ * config from loadConfig), except that log lines go to a file instead of stdout, through the
+ * same buffered asynchronous destination, so they are really serialised and written.
  */
 async function startGateway (env: Record<string, string>, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
   const { buildApp } = await import('../src/app.js')
   const { loadConfig } = await import('../src/lib/config.js')
   const { createRedisClient, waitUntilReady } = await import('../src/redis-client.js')
-  const { pino } = await import('pino')
+  const { bufferedLog } = await import('../src/log-stream.js')
   const config = loadConfig(env, { requireRoutes: true })
   const redis = createRedisClient(config)
   redis.on('error', () => {}) // the redis plugin logs state changes once the app exists
   await waitUntilReady(redis, 10_000)
-  const dest = pino.destination({ dest: logFile, sync: false })
+  // The destination production uses for stdout (src/log-stream.ts), here to a file.
+  const log = bufferedLog(logFile)
+  const dest = log.stream as unknown as { flushSync: () => void, end: () => void } & NodeJS.EventEmitter
   await once(dest, 'ready') // flushSync at close throws on a file that never opened
-  // pino takes a SonicBoom as a stream; BuildOptions types it as a Node stream, which it only resembles.
-  const app = await buildApp(config, { redis, logStream: dest as unknown as NodeJS.WritableStream })
+  const app = await buildApp(config, { redis, logStream: log.stream })
   await app.listen({ port: config.port, host: config.host })
   return {
     port: (app.server.address() as AddressInfo).port,
     close: async () => {
       await app.close()
+      log.stopTimer()
       dest.flushSync()
       dest.end()
     }

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Config } from './lib/config.js'
 import type { RedisClient } from './redis-client.js'
 import { acceptableRequestId } from './lib/forward-headers.js'
-import { LOG_TIMESTAMP, logStream } from './log-stream.js'
+import { LOG_TIMESTAMP, bufferedLog, logStream } from './log-stream.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin, { sendError, toGatewayError } from '../plugins/errors.js'
 import serverEventsPlugin, { clientErrorHandler } from '../plugins/server-events.js'
@@ -44,12 +44,14 @@ const streamOption = (stream: NodeJS.WritableStream | undefined): { stream?: Nod
 
 /** Builds the gateway; call `listen` (src/server.ts) or `inject` on the result. */
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  // JSON lines to stdout go through a buffer, not one write(2) per line (docs/performance.md).
+  const buffered = opts.logStream === undefined && config.logFormat === 'json' ? bufferedLog(1) : null
   const fastifyOptions: FastifyServerOptions = {
     logger: {
       level: config.logLevel,
       redact: { paths: LOG_REDACT, censor: '[redacted]' },
       timestamp: LOG_TIMESTAMP,
-      ...streamOption(logStream(config.logFormat, opts.logStream))
+      ...streamOption(buffered?.stream ?? logStream(config.logFormat, opts.logStream))
     },
     logController: new LogController({ disableRequestLogging: true }), // plugins/request-log.ts writes one line per request
     genReqId: (req: IncomingMessage) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
@@ -71,6 +73,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     clientErrorHandler // Node's parser refusals (400, 431) get the gateway's JSON answer: plugins/server-events.ts
   }
   const app = Fastify(fastifyOptions)
+  if (buffered !== null) app.addHook('onClose', async () => { buffered.stopTimer() })
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
