@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { TARGET_PLUGIN } from './target.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -16,7 +17,8 @@ declare module 'fastify' {
  * to silence reply-from's per-request warnings) cannot drop it.
  */
 export default fp(async function requestLogPlugin (app) {
-  app.addHook('onResponse', async (request, reply) => {
+  // Callback style: no promise per request on the hot path (docs/performance.md).
+  app.addHook('onResponse', (request, reply, done) => {
     const target = request.target
     app.log.info({
       reqId: request.id,
@@ -29,8 +31,9 @@ export default fp(async function requestLogPlugin (app) {
       rateLimit: request.rateLimit?.status,
       upstreamFailure: request.upstreamFailure ?? undefined
     }, 'request')
+    done()
   })
-}, { name: 'portcullis-request-log', fastify: '5.x' })
+}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: [TARGET_PLUGIN] })
 
 /** The raw path without its query, capped: a refused request's target is untrusted input. */
 export function pathOnly (url: string | undefined): string {

@@ -189,6 +189,7 @@ function forward (app: FastifyInstance, scope: UpgradeScope, tunnels: TunnelRegi
       path: target.path
     }, (stats) => { finish(app, u, 101, stats) })
     app.metrics.observeUpgrade(route.prefix, 101, (performance.now() - u.started) / 1000, null, null)
+    app.metrics.observeDecisions(u)
   })
 
   upReq.on('response', (res: IncomingMessage) => {
@@ -258,6 +259,7 @@ function finish (app: FastifyInstance, u: Upgrade, status: number, tunnel?: Tunn
   const ms = Math.round((performance.now() - u.started) * 100) / 100
   if (tunnel === undefined) {
     app.metrics.observeUpgrade(u.target?.route.prefix ?? null, status, ms / 1000, u.upstreamFailure, u.errorCode)
+    app.metrics.observeDecisions(u)
   }
   app.log.info({
     reqId: u.id,

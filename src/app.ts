@@ -17,6 +17,7 @@ import shutdownPlugin from '../plugins/shutdown.js'
 import underPressurePlugin from '../plugins/under-pressure.js'
 import metricsPlugin from '../plugins/metrics.js'
 import swaggerPlugin from '../plugins/swagger.js'
+import targetPlugin from '../plugins/target.js'
 import requestLogPlugin from '../plugins/request-log.js'
 import requestIdPlugin from '../plugins/request-id.js'
 import gatePlugin from '../plugins/gate.js'
@@ -78,6 +79,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
   await app.register(requestIdPlugin)
+  await app.register(targetPlugin)
   await app.register(requestLogPlugin)
   await app.register(shutdownPlugin)
   await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
