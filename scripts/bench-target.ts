@@ -94,7 +94,7 @@ async function startGateway (env: Record<string, string>, logFile: string): Prom
  * The do-it-yourself stack a Fastify user would assemble instead of a gateway: @fastify/bearer-auth
  * (static keys), @fastify/rate-limit (Redis store, the same Redis, one bucket per Authorization
  * header) and @fastify/http-proxy to the same upstream, with one `info` line per request written
- * to a file through the same kind of asynchronous pino destination as the gateway's.
+ * to a file through the same kind of buffered pino destination as the gateway's.
  */
 async function startDiy (upstream: string, redisUrl: string, apiKey: string, prefix: string, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
   const { default: Fastify } = await import('fastify')
@@ -103,7 +103,7 @@ async function startDiy (upstream: string, redisUrl: string, apiKey: string, pre
   const { default: httpProxy } = await import('@fastify/http-proxy')
   const { Redis } = await import('ioredis')
   const { pino } = await import('pino')
-  const dest = pino.destination({ dest: logFile, sync: false, minLength: 4096 })
+  const dest = pino.destination({ dest: logFile, sync: true, minLength: 4096 }) // as the gateway's (src/log-stream.ts)
   await once(dest, 'ready')
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
   const app = Fastify({ logger: { level: 'info', stream: dest as unknown as NodeJS.WritableStream }, disableRequestLogging: true })

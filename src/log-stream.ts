@@ -37,23 +37,43 @@ export function logStream (format: 'json' | 'pretty', dest?: NodeJS.WritableStre
 /** A buffered log destination and how to stop its flush timer (the buffer is still flushed at exit). */
 export interface BufferedLog {
   stream: NodeJS.WritableStream
-  /** Stops the timer; pino still writes the rest synchronously when the process exits. */
+  /** Stops the timer; the rest is still written when the process exits. */
   stopTimer: () => void
 }
 
+interface Boom { flush: () => void, flushSync: () => void, _len?: number }
+
+/** Every buffered destination of this process, written out synchronously on exit. */
+const buffers = new Set<Boom>()
+let exitHook = false
+function flushAllSync (): void {
+  for (const b of buffers) {
+    try {
+      b.flushSync()
+    } catch {} // a destination that never opened, or a closed stdout: nothing to save
+  }
+}
+
 /**
- * JSON lines to `dest` (a file descriptor or path) without one write(2) per line: pino's
- * synchronous default cost ~10% of the gateway's CPU under load (docs/performance.md). Lines are
- * gathered up to LOG_BUFFER_BYTES, and flushed at least every LOG_FLUSH_INTERVAL_MS, and
- * synchronously when the process exits (pino registers that for every async destination it makes:
- * process.exit, a signal handled by src/server.ts, an uncaught error; a SIGKILL loses the buffer).
+ * JSON lines to `dest` (a file descriptor or path) with one write(2) per LOG_BUFFER_BYTES instead
+ * of one per line: the lines are gathered in a buffer and written synchronously once it holds
+ * that much, at least every LOG_FLUSH_INTERVAL_MS, and on process exit (process.exit, a signal
+ * handled by src/server.ts, an uncaught error; a SIGKILL loses the buffer). Synchronous on
+ * purpose: measured on the bench's single proxy core, an asynchronous write hands every buffer to
+ * a libuv thread that competes with the event loop for the same core (5.4–6.0 µs per line against
+ * 3.6–4.1 µs; pino's unbuffered default: 5.2 µs), docs/performance.md.
  */
 export function bufferedLog (dest: number | string): BufferedLog {
-  const boom = pino.destination({ dest, sync: false, minLength: LOG_BUFFER_BYTES })
+  const boom = pino.destination({ dest, sync: true, minLength: LOG_BUFFER_BYTES })
   // sonic-boom says how much it holds only through this field; without it, flush every tick.
-  const held = boom as unknown as { _len?: number, _writing?: boolean }
+  const held = boom as unknown as Boom
+  buffers.add(held)
+  if (!exitHook) {
+    exitHook = true
+    process.on('exit', flushAllSync)
+  }
   const timer = setInterval(() => {
-    if (held._writing !== true && (held._len ?? 1) > 0) boom.flush()
+    if ((held._len ?? 1) > 0) boom.flush()
   }, LOG_FLUSH_INTERVAL_MS)
   timer.unref()
   return {
