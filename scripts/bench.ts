@@ -189,7 +189,7 @@ async function main (): Promise<number> {
     const others = Object.entries(outside).map(([k, v]) => `${k} ${v}`).join(', ')
     console.log(`  other commands during the gateway rounds: ${others === '' ? 'none' : others} (PING is the 1 s readiness check)`)
     const logLines = { gateway: await countLines(logFiles.gateway), diy: await countLines(logFiles.diy) }
-    console.log(`Log files (async pino destination, info): gateway ${logLines.gateway} lines, ${(await stat(logFiles.gateway)).size} bytes; do-it-yourself ${logLines.diy} lines`)
+    console.log(`Log files (buffered pino destination, info): gateway ${logLines.gateway} lines, ${(await stat(logFiles.gateway)).size} bytes; do-it-yourself ${logLines.diy} lines`)
     if (process.env.BENCH_KEEP_LOGS === '1') console.log(`Logs kept in ${tmp}`)
     if (s.cpuProfDir !== null) console.log(`CPU profiles in ${s.cpuProfDir}: bare.cpuprofile, gateway.cpuprofile, diy.cpuprofile`)
 
