@@ -19,9 +19,6 @@ import { InFlightLimiter } from '../src/lib/in-flight.js'
 import { UpstreamAgent } from '../src/upstream-agent.js'
 import { UpstreamExchange } from './upstream-exchange.js'
 
-/** Re-exported for the WebSocket surface: the target and its failure kinds belong to plugins/target.ts. */
-export { resolveTarget, type ProxyTarget, type UpstreamFailureKind }
-
 /** Classifies an error reported by reply-from/undici. */
 export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
   const code = (err.cause as { code?: string } | undefined)?.code ?? err.code ?? ''

@@ -22,7 +22,8 @@ import type { TunnelStats } from '../src/lib/tunnel.js'
 import { toGatewayError } from '../plugins/errors.js'
 import { pathOnly } from '../plugins/request-log.js'
 import type { AuthSubject } from '../plugins/auth.js'
-import { FAILURE_TEXT, GATEWAY_RESPONSE_HEADERS, admit, classifyUpstreamError, resolveTarget, type ProxyTarget, type UpstreamFailureKind } from './proxy.js'
+import { FAILURE_TEXT, GATEWAY_RESPONSE_HEADERS, admit, classifyUpstreamError } from './proxy.js'
+import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
 import { TunnelRegistry } from './websocket-tunnels.js'
 
 /** What the proxy scope shares with its upgrade handler: the same table, breakers and trust rule. */
