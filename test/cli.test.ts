@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RedisServer, freePort } from './helpers/redis.js'
 import { pointCliAt, runCli } from './helpers/cli.js'
-import { digestApiKey } from '../src/lib/token.js'
+import { digestApiKey } from '../src/tokens/keys.js'
 
 const seed = [
   { api_key: 'cli-seed-key-aaaaaaaaaaaa', id: 'seed-a', rate_limit: 100, expires_at: '2027-12-31T23:59:59Z', allowed_routes: ['/api/v1/users/*'] },

@@ -1,8 +1,10 @@
 import { test } from 'tap'
 import type { Redis } from 'ioredis'
-import { RedisServer, dumpAll } from './helpers/redis.js'
-import { TokenStore } from '../src/token-store.js'
-import { TokenInputError, digestApiKey, routesRevision, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../src/lib/token.js'
+import { RedisServer, dumpAll } from '../helpers/redis.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../../src/tokens/keys.js'
+import { routesRevision } from '../../src/tokens/record.js'
+import { TokenInputError } from '../../src/tokens/validate.js'
 
 const P = 'pct:'
 
