@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { generateApiKey, generateTokenId, looksLikeTokenId } from '../../src/tokens/ids.js'
+import { TOKEN_ID_ALPHABET, TOKEN_ID_PATTERN, generateApiKey, generateTokenId, looksLikeTokenId } from '../../src/tokens/ids.js'
 
 test('api keys: pc_ + 32 base64url chars of 192 random bits, never repeated', async (t) => {
   const keys = Array.from({ length: 2000 }, generateApiKey)
@@ -18,4 +18,17 @@ test('token ids: tok_ + 12 lowercase base32 chars', async (t) => {
   t.notOk(looksLikeTokenId(''))
   t.notOk(looksLikeTokenId('a'.repeat(65)))
   t.notOk(looksLikeTokenId('tok.x'))
+})
+
+test('the id grammar is one definition: tok_ and 12 characters of the alphabet, nothing else', async (t) => {
+  t.equal(TOKEN_ID_PATTERN, '^tok_[a-z2-7]{12}$')
+  // The pattern's class and the generator's alphabet are the same 32 characters.
+  for (let c = 0; c < 0x250; c++) {
+    const ch = String.fromCharCode(c)
+    t.equal(looksLikeTokenId('tok_' + ch.repeat(12)), TOKEN_ID_ALPHABET.includes(ch), `U+${c.toString(16).padStart(4, '0')}`)
+  }
+  t.equal(TOKEN_ID_ALPHABET.length, 32)
+  for (const s of ['seed-a', 'alice', 'tok_', 'tok_abcdefgh234', 'tok_abcdefgh23456', 'tok_abcdefgh2341', 'TOK_abcdefgh2345',
+    'tok_abcdefgh2345\n', 'xtok_abcdefgh2345', 'tok_ABCDEFGH2345']) t.notOk(looksLikeTokenId(s), JSON.stringify(s))
+  t.ok(looksLikeTokenId('tok_abcdefgh2345'))
 })

@@ -4,6 +4,11 @@ import { validateTokenInput, validateImportRecord, validateImportList, TokenInpu
 const NOW = Date.parse('2026-01-01T00:00:00Z')
 const KEY = 'pc_0123456789abcdefABCDEF'
 
+/** Text that is not a token id: other shapes ids had before, near misses, and things that are not ids at all. */
+const NOT_IDS = ['', 'seed-a', 'alice', 'a b', 'x'.repeat(65), 'tok/1', 'é', 'tok_', 'tok_aaaaaaaaaaa', 'tok_aaaaaaaaaaaaa',
+  'tok_AAAAAAAAAAAA', 'TOK_aaaaaaaaaaaa', 'tok-aaaaaaaaaaaa', 'tok_aaaaaaaaaaa1', 'tok_aaaaaaaaaaa8', 'tok_aaaaaaaaaaa_',
+  ' tok_aaaaaaaaaaaa', 'tok_aaaaaaaaaaaa ', 'tok_aaaaaaaaaaaa\n', 'pc_0123456789abcdefABCDEF']
+
 const input = { rate_limit: 100, allowed_routes: ['/api/v1/users/*'] }
 
 test('names: every character that breaks or reorders a line of `tokens list` is refused', async (t) => {
@@ -69,7 +74,7 @@ test('validateTokenInput: accepts, normalises, lists every problem', async (t) =
 })
 
 test('validateImportRecord and validateImportList', async (t) => {
-  const rec = { api_key: KEY, ...input, id: 'seed-1', name: 'seed', expires_at: '2020-01-01T00:00:00Z' }
+  const rec = { api_key: KEY, ...input, id: 'tok_seedonexxxxx', name: 'seed', expires_at: '2020-01-01T00:00:00Z' }
   const r = validateImportRecord(rec)
   t.ok(r.ok, 'a past expiry is allowed on import (how an operator expires a token by editing)')
   t.ok(validateImportRecord({ ...rec, created_at: 'whatever' }).ok, 'created_at from list output is accepted and ignored')
@@ -81,14 +86,20 @@ test('validateImportRecord and validateImportList', async (t) => {
     t.same(p, ['api_key: must be 16 to 512 characters of the RFC 6750 token alphabet: A-Z a-z 0-9 - . _ ~ + / (then optional =)'], 'bad key refused')
     t.notOk(p.join().includes(key), 'the key is never echoed')
   }
-  for (const id of ['', 'a b', 'x'.repeat(65), 'tok/1', 'é']) t.match(problems({ ...rec, id }), [/^id: must be 1 to 64/], id)
+  for (const id of NOT_IDS) {
+    t.same(problems({ ...rec, id }), ['id: must be tok_ followed by 12 characters of a-z and 2-7, e.g. tok_k3xq7m2vb4pa'], JSON.stringify(id))
+  }
+  t.ok(validateImportRecord({ ...rec, id: 'tok_abcdefgh2345' }).ok, 'an id of the shape is accepted')
+  const oldStyle = validateImportList([{ ...rec, id: 'seed-a' }])
+  t.same(oldStyle.ok ? [] : oldStyle.problems, ['record 1: id: must be tok_ followed by 12 characters of a-z and 2-7, e.g. tok_k3xq7m2vb4pa'],
+    'the label does not repeat an id of the wrong shape')
 
   t.same(validateImportList(rec), { ok: true, value: [{ ...rec }] }, 'one object is a list of one')
   t.same(validateImportList([]), { ok: false, problems: ['the import contains no records'] })
   const list = validateImportList([rec, { ...rec, api_key: KEY + 'x', rate_limit: 0 }, { ...rec, api_key: KEY + 'y' }, { ...input, api_key: KEY }, 7])
   t.same(list.ok ? [] : list.problems, [
-    'record 2 (id seed-1): rate_limit: must be requests per window: a whole number from 1 to 1000000',
-    'record 3 (id seed-1): id seed-1 is also used by record 1',
+    'record 2 (id tok_seedonexxxxx): rate_limit: must be requests per window: a whole number from 1 to 1000000',
+    'record 3 (id tok_seedonexxxxx): id tok_seedonexxxxx is also used by record 1',
     'record 4: api_key is the same as in record 1',
     'record 5: record: expected a JSON object'
   ])
