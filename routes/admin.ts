@@ -1,6 +1,6 @@
 /**
  * The admin API (SPEC §5): token management behind `Authorization: Bearer $ADMIN_TOKEN`, with the
- * CLI's semantics (both use src/token-store.ts). Without ADMIN_TOKEN every admin path answers 404.
+ * CLI's semantics (both use src/tokens/store.ts). Without ADMIN_TOKEN every admin path answers 404.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
