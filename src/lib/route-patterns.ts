@@ -96,7 +96,7 @@ function badCharacter (path: string): string | null {
     if (ch === '%') return 'contains "%" (write the decoded path; percent-encoding is not matched)'
     if (ch === '?') return 'contains "?" (query strings are not part of a pattern)'
     if (ch === '#') return 'contains "#"'
-    // RFC 3986 pchar without '%': anything else is either refused by SPEC §3 or could never equal
+    // RFC 3986 pchar without '%': anything else is either refused (docs/tokens.md) or could never equal
     // a segment of a normalised path (non-ASCII stays percent-encoded there).
     if (ch !== '/' && !isPcharLiteral(ch)) return `contains ${JSON.stringify(ch)}, which is not allowed in a path segment`
   }
