@@ -8,13 +8,17 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type Config } from './lib/config.js'
 import { createRedisClient, waitUntilReady, type RedisClient } from './redis-client.js'
 import { buildApp } from './app.js'
+import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { startClusterMetrics } from './cluster-metrics.js'
 
 /** Reads the configuration (exit 1 with one line when invalid) and runs the gateway. */
 export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let config: Config
+  let tls: TlsMaterial | undefined
   try {
     config = loadConfig(env, { dotenv: true })
+    // Checked in the primary too: a bad file is one line, not a crash loop of workers.
+    if (config.tls !== null) tls = readTlsMaterial(config.tls)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`portcullis: invalid configuration: ${err.message}\n`)
@@ -24,7 +28,7 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void
     runPrimary(config)
     return
   }
-  await runWorker(config)
+  await runWorker(config, tls)
 }
 
 /** Waits for Redis, however long it takes, logging every few seconds: a worker never listens without it. */
@@ -42,10 +46,10 @@ async function readyRedis (config: Config, log: Logger): Promise<RedisClient> {
 }
 
 /** One gateway process: Redis ready → app built → listen → drain on a signal. */
-async function runWorker (config: Config): Promise<FastifyInstance> {
+async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise<FastifyInstance> {
   const log = pino({ level: config.logLevel })
   const redis = await readyRedis(config, log)
-  const app = await buildApp(config, { redis })
+  const app = await buildApp(config, tls === undefined ? { redis } : { redis, tls })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

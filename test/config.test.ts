@@ -23,6 +23,7 @@ t.test('defaults', async (t) => {
     trustProxy: false,
     workers: 1,
     shutdownGraceMs: 10000,
+    tls: null,
     pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 }
   } satisfies Config)
   t.same(loadConfig({}, { requireRoutes: false }).routes, [], 'the token CLI needs no ROUTES')
@@ -60,6 +61,7 @@ t.test('values are read and converted', async (t) => {
   })
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
+  t.same(loadConfig({ ROUTES: R, TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' }).tls, { certFile: '/c.pem', keyFile: '/k.pem' }, 'TLS files')
   t.same(loadConfig({ ROUTES: R, CIRCUIT_FAILURE_THRESHOLD: '0' }).circuit, { failureThreshold: 0, cooldownMs: 10000 }, '0 turns the breaker off')
 })
 
@@ -165,7 +167,10 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['REDIS_CLUSTER_NODES without port', { REDIS_CLUSTER_NODES: 'redis-0' }, 'REDIS_CLUSTER_NODES', /host:port/],
   ['REDIS_CLUSTER_NODES port 0', { REDIS_CLUSTER_NODES: 'a:7000,b:0' }, 'REDIS_CLUSTER_NODES', /"b:0"/],
   ['REDIS_CLUSTER_NODES port 70000', { REDIS_CLUSTER_NODES: 'a:70000' }, 'REDIS_CLUSTER_NODES', /host:port/],
-  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/]
+  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/],
+  ['TLS_CERT_FILE alone', { TLS_CERT_FILE: '/etc/c.pem' }, 'TLS_KEY_FILE', /both or neither/],
+  ['TLS_KEY_FILE alone', { TLS_KEY_FILE: '/etc/k.pem' }, 'TLS_CERT_FILE', /both or neither/],
+  ['TLS_KEY_FILE blank', { TLS_CERT_FILE: '/etc/c.pem', TLS_KEY_FILE: ' ' }, 'TLS_KEY_FILE', /both or neither/]
 ]
 
 t.test(`${INVALID.length} invalid configurations, each a ConfigError naming its variable`, async (t) => {
