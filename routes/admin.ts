@@ -28,6 +28,20 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   const expected = adminToken === null ? null : createHash('sha256').update(adminToken).digest()
   const store = new TokenStore(app.redisClient, redisKeyPrefix, { defaultWindowSeconds: rateLimitWindowSeconds })
 
+  // A client may put an API key where an id belongs: the request line logs `/admin/tokens/:id`.
+  app.addHook('onRoute', (route) => { route.config = { ...route.config, logRoutePattern: true } })
+
+  // Many clients send Content-Type: application/json on every request: a GET or DELETE without a
+  // body is no error. A create needs its body, and says so in the gateway's own words.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString() // a string already (parseAs), typed as either
+    if (text.length > 0) return parseJson(request, text, done)
+    if (request.method === 'POST') return done(badRequest('The request body is empty; a JSON object is expected'), undefined)
+    done(null, undefined)
+  })
+
   app.addHook('onRequest', async function adminAuth (request: FastifyRequest) {
     if (expected === null) throw notFound('The admin API is disabled (ADMIN_TOKEN is unset)')
     const bearer = bearerToken(request.raw.rawHeaders)
@@ -70,10 +84,13 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   }, async () => await storeCall(async () => await store.list()))
 
   app.get('/admin/tokens/:id', {
-    schema: { tags: ['admin'], summary: 'Show one token (never its key)', security, params: IdParams, response: { 200: PublicTokenSchema, ...errors } }
+    schema: { tags: ['admin'], summary: 'Show one token (never its key)', security, params: IdParams, response: { 200: PublicTokenSchema, ...errors } },
+    attachValidation: true
   }, async (request) => {
+    // Text that cannot be an id is simply not found: a 400 would quote it back.
+    if (request.validationError !== undefined) throw tokenNotFound()
     const token = await storeCall(async () => await store.show(request.params.id))
-    if (token === null) throw tokenNotFound(request.params.id)
+    if (token === null) throw tokenNotFound()
     return token
   })
 
@@ -84,12 +101,18 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       security,
       params: IdParams,
       response: { 204: Type.Null({ description: 'revoked' }), ...errors }
-    }
+    },
+    attachValidation: true
   }, async (request, reply) => {
+    if (request.validationError !== undefined) throw tokenNotFound()
     // By id only: the CLI's revoke-by-key here would invite keys into URLs, and so into the request log.
     const revoked = await storeCall(async () => await store.show(request.params.id) !== null && await store.revoke(request.params.id))
-    if (!revoked) throw tokenNotFound(request.params.id)
+    if (!revoked) throw tokenNotFound()
     request.log.info({ tokenId: request.params.id }, 'token revoked')
     return reply.code(204).send(null)
   })
+
+  // An "id" with a `/` in it (an imported key sent as one) is not found either, by a route of this
+  // scope, so that its request line too logs a pattern and not the text.
+  app.all('/admin/tokens/*', { schema: { hide: true } }, async () => { throw tokenNotFound() })
 }

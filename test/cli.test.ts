@@ -150,6 +150,22 @@ test('the token CLI against a real Redis', async (t) => {
     t.equal(await r.dbsize(), before, 'nothing written')
   })
 
+  await t.test('names with C1 controls, U+2028/U+2029 or bidi controls: exit 2, one line, Redis untouched', async (t) => {
+    const before = await r.dbsize()
+    const rule = /^portcullis: (--name|record 1: name): must be free text, at most 128 characters, no control characters, line or paragraph separators or bidi overrides[^\n]*\n$/
+    for (const ch of ['\u0080', '\u0085', '\u009b', '\u2028', '\u2029', '\u202e', '\u2066']) {
+      const label = `U+${ch.charCodeAt(0).toString(16).padStart(4, '0')}`
+      const created = await runCli(['tokens', 'create', '--rate-limit', '5', '--route', '/*', '--name', `ci${ch}bot`])
+      t.equal(created.code, 2, `create, ${label}`)
+      t.match(created.err, rule, `create, ${label}: one line naming the rule`)
+      t.equal(created.out, '')
+      const imported = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[1], api_key: 'cli-name-key-000000000000', name: `x${ch}y` }))
+      t.equal(imported.code, 2, `import, ${label}`)
+      t.match(imported.err, rule, `import, ${label}`)
+    }
+    t.equal(await r.dbsize(), before, 'nothing written')
+  })
+
   await t.test('help and usage', async (t) => {
     for (const argv of [['--help'], ['-h'], ['help'], ['tokens', '--help'], ['tokens', 'create', '--help'], ['tokens', 'import', '-h'], ['tokens', 'show', '--help'], ['tokens', 'list', '--help'], ['tokens', 'revoke', '--help'], ['serve', '--help']]) {
       const res = await runCli(argv)

@@ -41,23 +41,71 @@ export function parseBearer (value: string): BearerResult {
   return { ok: true, token }
 }
 
-/** True when the query string carries a credential: `access_token` (RFC 6750 §2.3) or the token itself. */
+/** What separates parameters: `&`, and `;`, which older Java, Perl and Python servers also split on. */
+const SEPARATORS = /[&;]/
+/** Rounds of percent-decoding looked through: a backend that decodes twice must find no credential either. */
+const DECODE_ROUNDS = 3
+/** Below this length a token without its `=` padding is too short to search for on its own. */
+const MIN_UNPADDED = 16
+const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g
+
+/**
+ * True when the query string carries a credential: a parameter named `access_token` (RFC 6750
+ * §2.3) or the token itself anywhere in it. Each parameter is decoded on its own and leniently
+ * (a stray `%` elsewhere must not hide an encoded token), read raw, percent-decoded and with `+`
+ * as a space, the way the various upstream frameworks would read it.
+ */
 export function queryCarriesToken (query: string, token: string | null): boolean {
   if (query.length < 2) return false
-  const q = query.slice(1)
-  for (const pair of q.split('&')) {
+  const needles = token === null ? [] : tokenForms(token)
+  for (const pair of query.slice(1).split(SEPARATORS)) {
+    if (pair === '') continue
+    // Tokens contain neither `&` nor `;`, so one parameter holds the whole of any copy.
+    for (const text of readings(pair)) if (needles.some((n) => text.includes(n))) return true
     const eq = pair.indexOf('=')
-    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq)).toLowerCase()
-    if (name === 'access_token') return true
+    for (const name of readings(eq === -1 ? pair : pair.slice(0, eq))) {
+      // A decoded separator in a name is a separator to a backend that decodes before splitting.
+      if (name.split(SEPARATORS).some(isAccessTokenName)) return true
+    }
   }
-  return token !== null && (q.includes(token) || safeDecode(q).includes(token))
+  return false
 }
 
-function safeDecode (s: string): string {
-  if (!s.includes('%') && !s.includes('+')) return s
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '))
-  } catch {
-    return s
+/** The token, and without its base64 padding when that is still long enough to be unambiguous. */
+function tokenForms (token: string): string[] {
+  const unpadded = token.replace(/=+$/, '')
+  return unpadded !== token && unpadded.length >= MIN_UNPADDED ? [unpadded] : [token]
+}
+
+/** The text as sent, then each round of lenient percent-decoding, also with `+` read as a space. */
+function readings (s: string): string[] {
+  const out = [s]
+  if (s.includes('%')) decodeRounds(s, out)
+  if (s.includes('+')) {
+    const spaced = s.replace(/\+/g, ' ')
+    out.push(spaced)
+    decodeRounds(spaced, out)
   }
+  return out
+}
+
+function decodeRounds (s: string, out: string[]): void {
+  let current = s
+  for (let i = 0; i < DECODE_ROUNDS && current.includes('%'); i++) {
+    const next = current.replace(ESCAPE_RUN, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'))
+    if (next === current) return
+    out.push(next)
+    current = next
+  }
+}
+
+/**
+ * `access_token` as some backend would read the name: in any case (also by Unicode case mapping:
+ * Java's equalsIgnoreCase takes `ſ` for `s`), trimmed, cut at a NUL (C) or at `[` (PHP arrays),
+ * with `.` and spaces read as `_` (PHP).
+ */
+function isAccessTokenName (name: string): boolean {
+  const cut = name.search(/[\0[=]/)
+  const s = (cut === -1 ? name : name.slice(0, cut)).trim().replace(/[. ]/g, '_')
+  return s.toLowerCase() === 'access_token' || s.toUpperCase() === 'ACCESS_TOKEN'
 }

@@ -23,8 +23,11 @@ const Positive = (max: number, description: string): TInteger =>
 const inputProperties = {
   name: Type.Optional(Type.String({
     maxLength: 128,
-    pattern: '^[^\\u0000-\\u001f\\u007f]*$',
-    description: 'free text, at most 128 characters, no control characters'
+    // C0, DEL and C1 (NEL included) controls and U+2028/U+2029 end or break a line in some reader
+    // of `tokens list` output; bidi embeddings, overrides and isolates (U+202A-U+202E,
+    // U+2066-U+2069) reorder the rest of the line a name is shown in ("Trojan Source").
+    pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028-\\u202e\\u2066-\\u2069]*$',
+    description: 'free text, at most 128 characters, no control characters, line or paragraph separators or bidi overrides'
   })),
   rate_limit: Positive(MAX_RATE, `requests per window: a whole number from 1 to ${MAX_RATE}`),
   burst: Type.Optional(Positive(MAX_RATE, `requests a full bucket admits back to back: a whole number from 1 to ${MAX_RATE} (default rate_limit)`)),

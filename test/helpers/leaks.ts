@@ -1,10 +1,13 @@
 import type { Seen } from './upstream.js'
 
+/**
+ * Decoded escape by escape, so that one invalid escape cannot hide an encoded key; `+` stays `+`
+ * (keys contain no spaces, but may contain `+`).
+ */
 function decodeAll (s: string): string {
   let prev = s
   for (let i = 0; i < 5; i++) {
-    let next: string
-    try { next = decodeURIComponent(prev.replace(/\+/g, ' ')) } catch { return prev }
+    const next = prev.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'))
     if (next === prev) return next
     prev = next
   }

@@ -73,6 +73,29 @@ test('RFC 3339 parsing is exact and strict', async (t) => {
 
 const input = { rate_limit: 100, allowed_routes: ['/api/v1/users/*'] }
 
+test('names: every character that breaks or reorders a line of `tokens list` is refused', async (t) => {
+  const refused: Array<[string, number]> = [
+    ['NUL', 0x00], ['TAB', 0x09], ['LF', 0x0a], ['CR', 0x0d], ['US', 0x1f], ['DEL', 0x7f],
+    ['first C1', 0x80], ['NEL (C1)', 0x85], ['CSI (C1)', 0x9b], ['last C1', 0x9f],
+    ['LINE SEPARATOR', 0x2028], ['PARAGRAPH SEPARATOR', 0x2029],
+    ['LRE', 0x202a], ['RLE', 0x202b], ['PDF', 0x202c], ['LRO', 0x202d], ['RLO', 0x202e],
+    ['LRI', 0x2066], ['RLI', 0x2067], ['FSI', 0x2068], ['PDI', 0x2069]
+  ]
+  for (const [label, code] of refused) {
+    const name = `ci${String.fromCharCode(code)}bot`
+    const r = validateTokenInput({ ...input, name }, NOW)
+    t.match(r, { ok: false, problems: [/^name: must be free text, at most 128 characters, no control characters/] }, `${label} U+${code.toString(16).padStart(4, '0')}: create`)
+    t.match(validateImportRecord({ api_key: KEY, ...input, name }), { ok: false }, `${label}: import`)
+    // The message names the rule, never the refused text.
+    if (!r.ok) t.notOk(r.problems.join('').includes(name), `${label}: not echoed`)
+  }
+  // Neighbours and ordinary text stay allowed: non-ASCII, right-to-left scripts and the LRM/RLM/ALM
+  // marks they need (their effect ends with the next strong character, not the line).
+  for (const name of ['', ' ', '~', '\u00a0', '\u00a0café', 'ü東京', 'שלום 2', 'a\u200eb', 'a\u200fb', 'a\u061cb', 'a\u2027b', 'a\u202fb', 'a\u2065b', 'a\u206ab', '😀']) {
+    t.equal(validateTokenInput({ ...input, name }, NOW).ok, true, `${JSON.stringify(name)} allowed`)
+  }
+})
+
 test('validateTokenInput: accepts, normalises, lists every problem', async (t) => {
   t.same(validateTokenInput(input, NOW), { ok: true, value: input })
   t.same(validateTokenInput({ ...input, expires_at: null }, NOW), { ok: true, value: input })

@@ -7,6 +7,9 @@ import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { credentialLeaks } from '../helpers/leaks.js'
+import { Redis } from 'ioredis'
+import { TokenStore } from '../../src/token-store.js'
+import { digestApiKey, tokenLimiterKey } from '../../src/lib/token.js'
 
 const redis = await sharedRedis()
 const up = await new Upstream().start()
@@ -111,6 +114,44 @@ t.test('a token in the query string is refused and never forwarded', async (t) =
   const ok = await send([`Authorization: ${good.bearer}`], '/api/v1/users/1?q=token&page=2')
   t.equal(ok.status, 200)
   t.equal(up.last().url, '/api/v1/users/1?q=token&page=2')
+})
+
+t.test('an imported key with / + = in the query is refused however the rest of the query is encoded', async (t) => {
+  // The reported bypass: the whole query was decoded at once, and one stray `%` anywhere made the
+  // check fall back to the raw text, where the encoded key is not found.
+  const key = 'slash/plus+key0123456=='
+  const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  t.teardown(() => r.disconnect())
+  const [id] = await new TokenStore(r, 'portcullis:').importRecords({ api_key: key, rate_limit: 1000, allowed_routes: ['/api/v1/users/*'] })
+  KEYS.push(key)
+  const limiterKey = tokenLimiterKey('portcullis:', digestApiKey(key))
+  const enc = encodeURIComponent(key)
+  const auth = [`Authorization: Bearer ${key}`]
+  const cases: Array<[string, string]> = [
+    ['the key encoded, then a stray %', `?q=${enc}&discount=50%`],
+    ['a stray % first', `?discount=50%&q=${enc}`],
+    ['an invalid escape next to the key', `?q=%zz${enc}%2`],
+    ['only / encoded', '?q=slash%2Fplus+key0123456=='],
+    ['the key encoded twice', `?q=${encodeURIComponent(enc)}`],
+    ['the key after a ; separator', `?a=1;q=${enc}`],
+    ['the key after empty pairs', `?&&q=${enc}&&x=%`],
+    ['the key without its padding', '?q=slash%2Fplus%2Bkey0123456&d=50%'],
+    ['access%5Ftoken and a stray %', '?d=50%&access%5Ftoken=x'],
+    ['access_token after ;', '?a=1;ACCESS_TOKEN=x'],
+    ['access.token (PHP)', '?access.token=x']
+  ]
+  for (const [label, query] of cases) {
+    const before = up.started
+    refused(t, await send(auth, '/api/v1/users/1' + query), 401, 'TOKEN_INVALID', label)
+    t.equal(up.started, before, `${label}: the upstream received nothing`)
+  }
+  t.equal(await r.exists(limiterKey), 0, 'refused before the gate: no limiter state written for the key')
+  // The same key is valid: with an ordinary query (stray % included) it is served, and the
+  // upstream gets that query byte for byte.
+  const ok = await send(auth, '/api/v1/users/1?discount=50%&q=x')
+  t.equal(ok.status, 200, ok.head)
+  t.equal(up.last().url, '/api/v1/users/1?discount=50%&q=x')
+  t.equal(up.last().headers['x-consumer-id'], id)
 })
 
 t.test('403 ROUTE_FORBIDDEN outside allowed_routes and outside a method list', async (t) => {

@@ -5,7 +5,11 @@ import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { RedisServer, sharedRedis } from '../helpers/redis.js'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+import { RedisServer, scanKeys, sharedRedis } from '../helpers/redis.js'
+import { TokenStore } from '../../src/token-store.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway, type TestGateway } from '../helpers/gateway.js'
 import { rawRequest, header, json as rawJson } from '../helpers/raw-http.js'
@@ -35,6 +39,15 @@ async function call (g: TestGateway, method: 'GET' | 'POST' | 'DELETE' | 'HEAD',
   const res = await request(g.url + path, { method, headers, body })
   const text = await res.body.text()
   return { status: res.statusCode, body: text === '' ? {} as never : JSON.parse(text), text, headers: res.headers }
+}
+
+/**
+ * Every token record and the id index, as text. Limiter keys are left out: earlier tests' expire
+ * by themselves while a test runs, and no admin call writes one.
+ */
+async function tokenState (r: Redis): Promise<string[]> {
+  const keys = (await scanKeys(r)).filter((k) => !k.endsWith(':gcra')).sort()
+  return await Promise.all(keys.map(async (k) => `${k} ${await r.type(k) === 'hash' ? JSON.stringify(await r.hgetall(k)) : String(await r.dump(k))}`))
 }
 
 /** A gateway-made error answer with this status and code. */
@@ -183,7 +196,7 @@ t.test('invalid bodies are 400 with a message that names the problem (no coercio
 t.test('unknown ids are 404 TOKEN_NOT_FOUND; DELETE revokes at once, then 404', async (t) => {
   isError(t, await call(gw, 'GET', '/admin/tokens/tok_unknownunkno'), 404, 'TOKEN_NOT_FOUND', 'show unknown')
   isError(t, await call(gw, 'DELETE', '/admin/tokens/tok_unknownunkno'), 404, 'TOKEN_NOT_FOUND', 'delete unknown')
-  t.equal((await call(gw, 'GET', '/admin/tokens/not.an.id')).status, 400, 'an id of the wrong shape is a 400')
+  isError(t, await call(gw, 'GET', '/admin/tokens/not.an.id'), 404, 'TOKEN_NOT_FOUND', 'an id of the wrong shape is not found, like any other unknown id')
 
   const created = await call(gw, 'POST', '/admin/tokens', { body: { rate_limit: 100, allowed_routes: ['/api/v1/users/*'] } })
   const key = created.body.api_key as string
@@ -206,6 +219,126 @@ t.test('unknown ids are 404 TOKEN_NOT_FOUND; DELETE revokes at once, then 404', 
   const byKey = await call(gw, 'DELETE', `/admin/tokens/${other.body.api_key as string}`)
   t.equal(byKey.status, 404, 'a key in the URL is not a revocation (it would end up in access logs)')
   t.equal((await call(gw, 'GET', `/admin/tokens/${other.body.id as string}`)).status, 200, 'the token is still there')
+})
+
+t.test('an API key in the URL is never echoed in the 404 nor written to the log', async (t) => {
+  const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  t.teardown(() => r.disconnect())
+  const imported = 'slash/plus+key0123456=='
+  const [importedId] = await new TokenStore(r, 'portcullis:').importRecords({ api_key: imported, rate_limit: 5, allowed_routes: ['/*'] })
+  const created = await call(gw, 'POST', '/admin/tokens', { body: { rate_limit: 5, allowed_routes: ['/*'] } })
+  const generated = created.body.api_key as string
+  const generatedId = created.body.id as string
+  const secrets = [imported, encodeURIComponent(imported), generated, generated.slice(3)]
+  const targets: Array<[string, string]> = [
+    ['a generated key (it has the shape of an imported id)', generated],
+    ['an imported key with / + =, as sent', imported],
+    ['an imported key with / + =, percent-encoded', encodeURIComponent(imported)],
+    ['an imported key with only / encoded', 'slash%2Fplus+key0123456=='],
+    ['a generated key after a trailing slash', `${generated}/`],
+    ['a generated key with a query', `${generated}?x=1`]
+  ]
+  const before = await tokenState(r)
+  const logFrom = gw.logs.lines.length
+  let n = 0
+  for (const method of ['GET', 'DELETE'] as const) {
+    for (const [label, tail] of targets) {
+      const reqId = `adm-key-${++n}`
+      const res = await request(`${gw.url}/admin/tokens/${tail}`, { method, headers: { authorization: `Bearer ${ADMIN}`, 'x-request-id': reqId } })
+      const text = await res.body.text()
+      t.equal(res.statusCode, 404, `${method} ${label}: ${text}`)
+      t.equal(JSON.parse(text).code, 'TOKEN_NOT_FOUND', `${method} ${label}: code`)
+      for (const s of secrets) t.notOk(text.includes(s), `${method} ${label}: the 404 does not echo the key`)
+      const line = gw.logs.records().find((rec) => rec.reqId === reqId && rec.msg === 'request')
+      t.match(line, { status: 404, method }, `${method} ${label}: one request line`)
+      t.match(line?.path, /^\/admin\/tokens\/(:id|\*)$/, `${method} ${label}: the route pattern is logged, not the path`)
+    }
+  }
+  const lines = gw.logs.lines.slice(logFrom)
+  t.ok(lines.length >= n, `${lines.length} log lines written`)
+  for (const [i, line] of lines.entries()) {
+    for (const s of secrets) t.notOk(line.includes(s), `log line ${i} contains no key`, { line })
+  }
+  t.same(await tokenState(r), before, 'nothing in Redis changed')
+  t.equal((await call(gw, 'GET', `/admin/tokens/${importedId as string}`)).status, 200, 'the imported token is still there')
+  t.equal((await call(gw, 'GET', `/admin/tokens/${generatedId}`)).status, 200, 'and the created one')
+  // Admin lines log the pattern for real ids too (and never the id under another name).
+  const reqId = 'adm-show-pattern'
+  await (await request(`${gw.url}/admin/tokens/${generatedId}`, { headers: { authorization: `Bearer ${ADMIN}`, 'x-request-id': reqId } })).body.dump()
+  t.match(gw.logs.records().find((rec) => rec.reqId === reqId), { path: '/admin/tokens/:id', status: 200 })
+  t.notOk(gw.logs.lines.some((l) => l.includes(generated) || l.includes(imported)), 'no log line anywhere contains a key')
+})
+
+t.test('names with C1 controls, line or paragraph separators or bidi controls are refused with 400', async (t) => {
+  const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  t.teardown(() => r.disconnect())
+  const before = await tokenState(r)
+  const refused: Array<[string, string]> = [
+    ['U+0080 (first C1)', 'a\u0080b'], ['U+0085 NEL', 'a\u0085b'], ['U+009F (last C1)', 'a\u009fb'],
+    ['U+2028 LINE SEPARATOR', 'a\u2028b'], ['U+2029 PARAGRAPH SEPARATOR', 'a\u2029b'],
+    ['U+202E RIGHT-TO-LEFT OVERRIDE', 'ci\u202ebot'], ['U+202A LRE', 'a\u202ab'], ['U+2066 LRI', 'a\u2066b'], ['U+2069 PDI', 'a\u2069b'],
+    ['a newline', 'a\nb'], ['DEL', 'a\u007fb']
+  ]
+  // Escaped for the messages: a raw U+2028 in a failure diagnostic breaks tap's own line-based stream.
+  const ascii = (s: string): string => s.replace(/[^\x20-\x7e]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+  for (const [label, name] of refused) {
+    const a = await call(gw, 'POST', '/admin/tokens', { body: { name, rate_limit: 5, allowed_routes: ['/*'] } })
+    t.equal(a.status, 400, `${label}: ${ascii(a.text)}`)
+    t.equal(a.body.code, 'BAD_REQUEST', `${label}: code`)
+    t.match(String(a.body.message), /^name: must be free text, at most 128 characters, no control characters, line or paragraph separators or bidi overrides$/, `${label}: the message names the field and the rule`)
+  }
+  t.same(await tokenState(r), before, 'nothing was written to Redis')
+  // What stays allowed: non-ASCII text, including right-to-left scripts and the LRM/RLM marks they need.
+  for (const name of ['café – 東京', 'שלום 2', 'abc\u200fdef', 'tab-free text']) {
+    const a = await call(gw, 'POST', '/admin/tokens', { body: { name, rate_limit: 5, allowed_routes: ['/*'] } })
+    t.equal(a.status, 201, `${JSON.stringify(name)}: ${a.text}`)
+    t.equal(a.body.name, name)
+  }
+})
+
+t.test('Content-Type: application/json with no body is accepted on GET and DELETE (clients set it on every request)', async (t) => {
+  const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  t.teardown(() => r.disconnect())
+  const json = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }
+  const mk = async (): Promise<string> => (await call(gw, 'POST', '/admin/tokens', { body: { rate_limit: 5, allowed_routes: ['/*'] } })).body.id as string
+  const idA = await mk()
+  const idB = await mk()
+
+  // undici's fetch, as a client library with a global Content-Type would send it.
+  const shown = await fetch(`${gw.url}/admin/tokens/${idA}`, { headers: json })
+  t.equal(shown.status, 200, 'GET one')
+  t.equal((await shown.json() as { id: string }).id, idA)
+  const listed = await fetch(`${gw.url}/admin/tokens`, { headers: json })
+  t.equal(listed.status, 200, 'GET the list')
+  await listed.arrayBuffer()
+  const before = await tokenState(r)
+  const unknown = await fetch(`${gw.url}/admin/tokens/tok_unknownunkno`, { method: 'DELETE', headers: json })
+  t.equal(unknown.status, 404, 'an unknown id is still a 404, not a body error')
+  t.equal((await unknown.json() as { code: string }).code, 'TOKEN_NOT_FOUND')
+  t.same(await tokenState(r), before, 'nothing written for an unknown id')
+  const del = await fetch(`${gw.url}/admin/tokens/${idA}`, { method: 'DELETE', headers: json })
+  t.equal(del.status, 204, `fetch DELETE: ${await del.text()}`)
+  t.equal((await call(gw, 'GET', `/admin/tokens/${idA}`)).status, 404, 'revoked')
+
+  // curl, with the header and an explicit empty body (Content-Length: 0), and with charset.
+  const run = promisify(execFile)
+  const curl = async (...args: string[]): Promise<string> => (await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', ...args])).stdout
+  t.equal(await curl('-X', 'DELETE', '-H', `Authorization: Bearer ${ADMIN}`, '-H', 'Content-Type: application/json; charset=utf-8', '--data-binary', '', `${gw.url}/admin/tokens/${idB}`), '204', 'curl DELETE with Content-Length: 0')
+  t.equal((await call(gw, 'GET', `/admin/tokens/${idB}`)).status, 404, 'revoked')
+  t.equal(await curl('-H', `Authorization: Bearer ${ADMIN}`, '-H', 'Content-Type: application/json', `${gw.url}/admin/tokens`), '200', 'curl GET')
+  // And an empty chunked body, on a raw socket.
+  const idC = await mk()
+  const chunked = await rawRequest(gw.url, `DELETE /admin/tokens/${idC} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`)
+  t.equal(chunked.status, 204, 'DELETE with an empty chunked body')
+  t.equal((await call(gw, 'GET', `/admin/tokens/${idC}`)).status, 404, 'revoked')
+
+  // A create still needs its body: an empty one is a 400 naming the problem, and nothing is created.
+  const count = (await call(gw, 'GET', '/admin/tokens')).body.length
+  const empty = await fetch(`${gw.url}/admin/tokens`, { method: 'POST', headers: json })
+  t.equal(empty.status, 400, 'POST with no body')
+  const emptyBody = await empty.json() as { code: string }
+  t.notMatch(emptyBody.code, /^FST_/, 'no Fastify code in the body')
+  t.equal((await call(gw, 'GET', '/admin/tokens')).body.length, count, 'nothing created')
 })
 
 t.test('with Redis stopped the admin API answers 503, never 500, and recovers', async (t) => {
