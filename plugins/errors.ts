@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
-import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import { isHttp2 } from './shutdown.js'
 import {
   badPath, badRequest, errorBody, internalError, isGatewayError, notFound, payloadTooLarge,
@@ -49,26 +48,15 @@ declare module 'fastify' {
 export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply {
   reply.request.errorCode = err.code
   if (err.headers !== undefined) reply.headers(err.headers)
-  // A refused upload is not read to its end: close the connection instead of draining the body;
-  // on HTTP/2 only the stream is closed, once the answer is out (RST_STREAM NO_ERROR, RFC 9113 §8.1).
-  if (hasUnreadBody(reply.request.raw)) {
-    if (isHttp2(reply.request.raw)) stopUploadAfterAnswer(reply)
-    else reply.header('connection', 'close')
-  }
+  // A refused upload is not read to its end: close the connection instead of draining the body.
+  // Not on HTTP/2, which forbids the header (RFC 9113 §8.2.2): there Node ends the answered stream
+  // with RST_STREAM NO_ERROR (RFC 9113 §8.1) and the connection serves on.
+  if (!isHttp2(reply.request.raw) && hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err))
-}
-
-function stopUploadAfterAnswer (reply: FastifyReply): void {
-  const stream = (reply.raw as unknown as Http2ServerResponse).stream
-  reply.raw.once('finish', () => {
-    if (!stream.destroyed && !stream.closed) stream.close(http2Constants.NGHTTP2_NO_ERROR)
-  })
 }
 
 function hasUnreadBody (req: IncomingMessage): boolean {
   if (req.complete || req.readableEnded) return false
-  // HTTP/2 has no Content-Length duty or chunking: a request without a body ends with its HEADERS frame.
-  if (isHttp2(req)) return (req as unknown as Http2ServerRequest).stream.endAfterHeaders !== true
   const length = req.headers['content-length']
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }

@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
-import type { Socket } from 'node:net'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,50 +40,26 @@ export default fp(async function shutdownPlugin (app) {
     if (isHttp2(request.raw)) goAway(reply)
     else reply.header('connection', 'close')
   })
-  const closeTls = app.initialConfig.http2 === true ? trackTlsConnections(app, lifecycle) : null
+  const closeSessions = app.initialConfig.http2 === true ? trackSessions(app) : null
   app.addHook('preClose', async () => {
     lifecycle.draining = true
-    closeTls?.()
+    closeSessions?.()
   })
 }, { name: 'portcullis-shutdown', fastify: '5.x' })
 
 /**
- * Node's Http2SecureServer (TLS_CERT_FILE) has no closeIdleConnections, and Fastify 5 on Node 20
- * neither sends GOAWAY nor closes idle HTTP/1.1 keep-alive sockets on it: server.close() would wait
- * for them until the grace ran out. Tracked here: at close every HTTP/2 session gets GOAWAY (its
- * open streams finish), idle HTTP/1.1 sockets are closed, busy ones once their response is done
- * (it carries `Connection: close`). Upgraded sockets (WebSocket tunnels) have their own grace.
+ * Fastify 5 on Node 20 does not send GOAWAY on an Http2SecureServer (TLS_CERT_FILE) when it closes,
+ * and server.close() waits for every session: an idle h2 connection would hold the shutdown until
+ * the grace ran out. Every session gets GOAWAY at close; its open streams finish. (Idle HTTP/1.1
+ * keep-alive sockets on the same listener are closed by Node's allowHTTP1 close itself.)
  */
-function trackTlsConnections (app: FastifyInstance, lifecycle: { draining: boolean }): () => void {
-  const server = app.server as unknown as NodeJS.EventEmitter
+function trackSessions (app: FastifyInstance): () => void {
   const sessions = new Set<Http2Session>()
-  const h1 = new Map<Socket, number>() // socket → requests in flight
-  server.on('session', (session: Http2Session) => {
+  app.server.on('session', (session: Http2Session) => {
     sessions.add(session)
     session.once('close', () => { sessions.delete(session) })
   })
-  server.on('secureConnection', (socket: Socket & { alpnProtocol?: string | false }) => {
-    if (socket.alpnProtocol === 'h2') return
-    h1.set(socket, 0)
-    socket.once('close', () => { h1.delete(socket) })
-  })
-  server.on('request', (req: IncomingMessage, res: NodeJS.EventEmitter) => {
-    if (isHttp2(req)) return
-    const socket = req.socket
-    const busy = h1.get(socket)
-    if (busy === undefined) return
-    h1.set(socket, busy + 1)
-    res.once('close', () => {
-      const left = (h1.get(socket) ?? 1) - 1
-      if (!h1.has(socket)) return
-      h1.set(socket, left)
-      if (lifecycle.draining && left === 0) socket.destroy()
-    })
-  })
-  // The tunnel registry (routes/websocket-tunnels.ts) owns an upgraded socket and its grace.
-  server.on('upgrade', (req: IncomingMessage) => { h1.delete(req.socket) })
   return () => {
     for (const session of sessions) if (!session.closed) session.close()
-    for (const [socket, busy] of h1) if (busy === 0) socket.destroy()
   }
 }
