@@ -102,6 +102,27 @@ t.test('a refused h2 upload: the answer arrives, the stream ends, the session st
   t.same(warnings.filter((w) => /connection/i.test(w)), [], 'no Connection header was set on an h2 response')
 })
 
+t.test('upstream trailers reach an h2 client as trailers, not as numbered fields', async (t) => {
+  const plain = up.handler
+  up.handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' })
+    res.write('part one ')
+    res.addTrailers({ 'x-checksum': 'abc123' })
+    res.end('part two')
+  }
+  t.teardown(() => { up.handler = plain })
+  const session = await h2Session(gw.url, cert.cert)
+  t.teardown(() => { session.close() })
+  const stream = session.request({ ':path': '/api/v1/users/trailers', authorization: token.bearer })
+  let body = ''
+  stream.on('data', (c: Buffer) => { body += c.toString('utf8') })
+  const [trailers] = await once(stream, 'trailers') as [Record<string, string>]
+  await once(stream, 'close')
+  t.equal(body, 'part one part two')
+  t.equal(trailers['x-checksum'], 'abc123')
+  t.equal(trailers['0'], undefined)
+})
+
 t.test('shutdown on h2: GOAWAY, the in-flight stream finishes, idle HTTP/1.1 keep-alive is closed', async (t) => {
   const g = await gateway()
   let release: () => void = () => {}
