@@ -151,6 +151,7 @@ t.test('what the upstream receives from an h2 request: :authority as Host, https
   t.ok(seen !== undefined)
   const port = new URL(gw.url).port
   t.equal(seen?.headers['x-forwarded-proto'], 'https')
+  t.equal(seen?.headers['x-forwarded-for'], '127.0.0.1', 'the h2 client\'s address')
   t.equal(seen?.headers['x-forwarded-host'], `127.0.0.1:${port}`, ':authority plays the role of Host')
   t.equal(seen?.headers.via, '2 portcullis', 'the version the client spoke')
   t.equal(seen?.headers['x-request-id'], 'h2-forward')
