@@ -10,7 +10,7 @@ import { METHODS, type IncomingMessage } from 'node:http'
 import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
 import { circuitOpen, concurrencyLimited, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
-import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia } from '../src/lib/forward-headers.js'
+import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia, requestAuthority } from '../src/lib/forward-headers.js'
 import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
 import type { GatewayError } from '../src/lib/errors.js'
 import { sendContinue } from '../plugins/server-events.js'
@@ -199,7 +199,7 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
           const out = upstreamRequestHeaders(headers, req.headers, {
             remoteAddress: req.raw.socket.remoteAddress ?? '',
             protocol: req.protocol,
-            host: req.headers.host ?? '',
+            host: requestAuthority(req.headers),
             trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
             requestId: req.id,
             consumerId: req.consumer?.id ?? null

@@ -9,8 +9,7 @@ import { Upstream } from './helpers/upstream.js'
 import { CALM, startGateway } from './helpers/gateway.js'
 import { valueOf } from './helpers/prometheus.js'
 import { createTestToken } from './helpers/tokens.js'
-import { digestApiKey } from '../src/lib/token.js'
-import { tokenKeys } from '../src/lib/gcra.js'
+import { digestApiKey, tokenKeys } from '../src/tokens/keys.js'
 
 const redis = await sharedRedis()
 const upstream = await new Upstream().start()

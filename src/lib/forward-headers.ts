@@ -21,11 +21,25 @@ const EMPTY: ReadonlySet<string> = new Set()
 const NOT_TRAILERS = new Set(['content-length', 'host'])
 /** The name the gateway gives itself in Via (RFC 9110 §7.6.3): a pseudonym, never the host name. */
 const VIA_NAME = 'portcullis'
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
+/** The X-Request-Id grammar a client's value must match to be kept, as a pattern (docs/forwarding.md). */
+export const REQUEST_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$'
+/** REQUEST_ID_PATTERN in words. */
+export const REQUEST_ID_SHAPE = '1-128 characters of [A-Za-z0-9._-]'
+const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN)
 
-/** The client's X-Request-Id when it is 1–128 chars of [A-Za-z0-9._-] and sent once, else null. */
+/** The client's X-Request-Id when it matches REQUEST_ID_PATTERN and was sent once, else null. */
 export function acceptableRequestId (value: string | string[] | undefined): string | null {
   return typeof value === 'string' && REQUEST_ID.test(value) ? value : null
+}
+
+/**
+ * The authority the client addressed: `:authority` on HTTP/2 (RFC 9113 §8.3.1, which plays the
+ * role of Host and wins over a Host field sent beside it), else `Host`.
+ */
+export function requestAuthority (headers: IncomingHttpHeaders): string {
+  const authority = headers[':authority']
+  if (typeof authority === 'string' && authority !== '') return authority
+  return headers.host ?? ''
 }
 
 /** Header names listed in `Connection` (comma-separated, any case), which are hop-by-hop too. */
@@ -92,7 +106,8 @@ export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddr
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
   for (const name of connectionListed(original.connection)) delete headers[name]
   for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
+    // Pseudo-headers (RFC 9113 §8.3) describe this hop's HTTP/2 request; never fields upstream.
+    if (name.startsWith(':') || HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
       underscoreSpoof(name) || (!ctx.trustProxy && name.startsWith('x-forwarded-'))) delete headers[name]
   }
   // The gateway answers `Expect: 100-continue` itself, once it admitted the request; the upstream

@@ -35,7 +35,8 @@ export async function startGateway (env: Record<string, string>): Promise<TestGa
   await app.listen({ port: 0, host: '127.0.0.1' })
   const addr = app.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('no address')
-  return { app, url: `http://127.0.0.1:${addr.port}`, logs, config }
+  const scheme = config.tls === null ? 'http' : 'https'
+  return { app, url: `${scheme}://127.0.0.1:${addr.port}`, logs, config }
 }
 
 /**
