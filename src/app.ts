@@ -13,6 +13,7 @@ import configPlugin from '../plugins/config.js'
 import errorsPlugin, { sendError } from '../plugins/errors.js'
 import redisPlugin from '../plugins/redis.js'
 import shutdownPlugin from '../plugins/shutdown.js'
+import managementPlugin from '../plugins/management.js'
 import underPressurePlugin from '../plugins/under-pressure.js'
 import metricsPlugin from '../plugins/metrics.js'
 import swaggerPlugin from '../plugins/swagger.js'
@@ -68,6 +69,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(managementPlugin) // its listener guard runs before every other onRequest hook
   await app.register(requestIdPlugin)
   await app.register(requestLogPlugin)
   await app.register(shutdownPlugin)

@@ -69,6 +69,7 @@ async function runWorker (config: Config): Promise<FastifyInstance> {
   process.once('SIGTERM', () => { stop('SIGTERM') })
   process.once('SIGINT', () => { stop('SIGINT') })
   await app.listen({ port: config.port, host: config.host })
+  await app.management.listen() // MANAGEMENT_PORT: /metrics, /docs, /admin move there (plugins/management.ts)
   return app
 }
 

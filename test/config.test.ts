@@ -10,6 +10,7 @@ t.test('defaults', async (t) => {
   t.same(c, {
     port: 8080,
     host: '0.0.0.0',
+    management: null,
     redisUrl: 'redis://127.0.0.1:6379',
     redisClusterNodes: null,
     redisKeyPrefix: 'portcullis:',
@@ -61,6 +62,13 @@ t.test('values are read and converted', async (t) => {
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
   t.same(loadConfig({ ROUTES: R, CIRCUIT_FAILURE_THRESHOLD: '0' }).circuit, { failureThreshold: 0, cooldownMs: 10000 }, '0 turns the breaker off')
+})
+
+t.test('MANAGEMENT_PORT and MANAGEMENT_HOST', async (t) => {
+  t.same(loadConfig({ ROUTES: R, MANAGEMENT_PORT: '9090' }).management, { port: 9090, host: '127.0.0.1' }, 'loopback by default')
+  t.same(loadConfig({ ROUTES: R, MANAGEMENT_PORT: '9090', MANAGEMENT_HOST: '0.0.0.0' }).management, { port: 9090, host: '0.0.0.0' })
+  t.equal(loadConfig({ ROUTES: R, MANAGEMENT_PORT: '' }).management, null, 'empty = unset, not port 0')
+  t.equal(loadConfig({ ROUTES: R, MANAGEMENT_HOST: '0.0.0.0' }).management, null, 'a host alone changes nothing')
 })
 
 t.test('JSON ROUTES may override the circuit breaker per route; absent fields stay absent', async (t) => {
@@ -143,6 +151,9 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['circuitCooldownMs null', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitCooldownMs":null}]' }, 'ROUTES', /circuitCooldownMs/],
   ['JSON misspelt circuit field', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitThreshold":3}]' }, 'ROUTES', /unknown field "circuitThreshold"/],
   ['PORT=abc', { PORT: 'abc' }, 'PORT', /integer/],
+  ['MANAGEMENT_PORT=metrics', { MANAGEMENT_PORT: 'metrics' }, 'MANAGEMENT_PORT', /integer/],
+  ['MANAGEMENT_PORT=70000', { MANAGEMENT_PORT: '70000' }, 'MANAGEMENT_PORT', /65535/],
+  ['MANAGEMENT_PORT=PORT', { PORT: '8080', MANAGEMENT_PORT: '8080' }, 'MANAGEMENT_PORT', /must differ from PORT/],
   ['PORT=70000', { PORT: '70000' }, 'PORT', /65535/],
   ['WORKERS=0', { WORKERS: '0' }, 'WORKERS', /positive integer or "auto"/],
   ['WORKERS=two', { WORKERS: 'two' }, 'WORKERS', /positive integer or "auto"/],

@@ -25,6 +25,8 @@ export interface TestGateway {
   url: string
   logs: LogCapture
   config: Config
+  /** The management listener's base URL when MANAGEMENT_PORT is set (tests pass '0'), else null. */
+  managementUrl: string | null
 }
 
 /** Builds the app exactly like production and listens on a free loopback port. */
@@ -35,7 +37,9 @@ export async function startGateway (env: Record<string, string>): Promise<TestGa
   await app.listen({ port: 0, host: '127.0.0.1' })
   const addr = app.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('no address')
-  return { app, url: `http://127.0.0.1:${addr.port}`, logs, config }
+  const management = await app.management.listen()
+  const managementUrl = management === null ? null : `http://127.0.0.1:${management.port}`
+  return { app, url: `http://127.0.0.1:${addr.port}`, logs, config, managementUrl }
 }
 
 /**
