@@ -1,18 +1,37 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
-import { badPath, badRequest, internalError, isGatewayError, routeNotFound, type GatewayError } from '../src/lib/errors.js'
+import {
+  badPath, badRequest, errorBody, internalError, isGatewayError, notFound, payloadTooLarge,
+  requestTimeout, routeNotFound, unsupportedMediaType, uriTooLong, headersTooLarge, type GatewayError
+} from '../src/lib/errors.js'
 
-/** Turns any error into the SPEC's JSON body; unknown errors become a 500 that reveals nothing. */
+/**
+ * Fastify's own 4xx as gateway answers, by status, with fixed messages: theirs can quote the body
+ * (a JSON SyntaxError does) and their `FST_…` codes are no part of the contract.
+ */
+const CLIENT_ERRORS: Record<number, () => GatewayError> = {
+  404: () => notFound('Not found'),
+  408: () => requestTimeout('The request was not received in time'),
+  413: payloadTooLarge,
+  414: uriTooLong,
+  415: unsupportedMediaType,
+  431: headersTooLarge
+}
+
+/** Turns any error into the JSON body of docs/reference.md; unknown errors become a 500 that reveals nothing. */
 export function toGatewayError (err: FastifyError | GatewayError | Error): GatewayError {
   if (isGatewayError(err)) return err
   const e = err as FastifyError
   if (e.validation !== undefined) return badRequest(e.message)
   if (e.code === 'FST_ERR_BAD_URL') return badPath('invalid percent-encoding')
-  // Fastify's own 4xx (bad content length, unsupported media type, body too large) are safe to pass on.
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && typeof e.code === 'string') {
-    return Object.assign(new Error(e.message), { code: e.code, statusCode: e.statusCode }) as GatewayError
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    const make = CLIENT_ERRORS[e.statusCode]
+    if (make !== undefined) return make()
+    return badRequest(e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e instanceof SyntaxError
+      ? 'The body is not valid JSON'
+      : 'The request is malformed')
   }
   return internalError()
 }
@@ -30,12 +49,7 @@ export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply
   if (err.headers !== undefined) reply.headers(err.headers)
   // A refused upload is not read to its end: close the connection instead of draining the body.
   if (hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
-  return reply.code(err.statusCode).type('application/json; charset=utf-8').send({
-    statusCode: err.statusCode,
-    code: err.code,
-    error: STATUS_CODES[err.statusCode] ?? 'Error',
-    message: err.message
-  })
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err))
 }
 
 function hasUnreadBody (req: IncomingMessage): boolean {

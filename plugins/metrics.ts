@@ -52,7 +52,7 @@ const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protoco
 /** Gauge values of `portcullis_circuit_state`. */
 const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
-/** SPEC codes (plus Fastify's own 4xx, which pass through errors.ts) are the only `code` values. */
+/** Gateway codes (src/lib/errors.ts; Fastify's own 4xx are mapped to them) are the only `code` values. */
 const MAX_ERROR_CODES = 40
 
 // Request latency spans cached answers (sub-ms) to slow uploads; Redis is expected well under 10 ms.
@@ -166,7 +166,7 @@ export class GatewayMetrics {
     return 'unmatched'
   }
 
-  // Codes come from src/lib/errors.ts and Fastify's own 4xx: a small set, but capped all the same.
+  // Codes come from src/lib/errors.ts only: a small set, but capped all the same.
   private codeLabel (code: string): string {
     if (this.errorCodes.has(code)) return code
     if (this.errorCodes.size >= MAX_ERROR_CODES) return 'OTHER'

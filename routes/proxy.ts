@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
-import { METHODS } from 'node:http'
+import { METHODS, type IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { badPath, circuitOpen, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
@@ -14,6 +14,7 @@ import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia } from '../src/lib/forward-headers.js'
 import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
 import type { GatewayError } from '../src/lib/errors.js'
+import { sendContinue } from '../plugins/server-events.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -77,6 +78,18 @@ function clientGone (request: FastifyRequest, reply: FastifyReply): boolean {
   return request.raw.aborted || reply.raw.destroyed
 }
 
+/** Puts back the client's Content-Type, hidden from Fastify's parser selection, as Node parsed it (its first value). */
+function restoreContentType (req: IncomingMessage): void {
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    if (name.length === 12 && name.toLowerCase() === 'content-type') {
+      req.headers['content-type'] = raw[i + 1]
+      return
+    }
+  }
+}
+
 /** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
   const table = new RouteTable(app.config.routes)
@@ -98,6 +111,13 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   // Bodies are handed to reply-from as the raw stream: nothing is parsed or buffered here.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+  // Fastify answers 415 for a Content-Type it cannot parse (`text`, `;;;`) before it even looks
+  // for the catch-all parser: the proxy shows it a neutral one (absent, QUERY would be refused)
+  // and puts the client's back for the upstream.
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    if (request.raw.headers['content-type'] !== undefined) request.raw.headers['content-type'] = 'application/octet-stream'
+    done(null, payload)
+  })
   await app.register(replyFrom, { undici: upstreamClient as never, disableRequestLogging: true })
 
   app.decorateRequest('target', null)
@@ -115,7 +135,8 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
 
   const trusts = peerTrust(app.config.trustProxy)
   // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
-  // bodies allowed, so that they are proxied too instead of answering 404. CONNECT never gets here.
+  // bodies allowed, so that they are proxied too instead of answering 404. CONNECT never gets here
+  // (plugins/server-events.ts answers it 405).
   for (const method of METHODS) {
     if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
   }
@@ -126,10 +147,13 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     // `info`. The request line (plugins/request-log.ts) already says which failure it was.
     logLevel: 'error',
     schema: { hide: true }, // documented per prefix by src/lib/openapi-proxy.ts
+    config: { deferContinue: true }, // `100 Continue` only once the breaker admitted the request too
     handler (request: FastifyRequest, reply: FastifyReply): void {
       const target = request.target as ProxyTarget
       const { route } = target
       const permit = admit(breakers.get(route.prefix) as CircuitBreaker)
+      restoreContentType(request.raw)
+      sendContinue(reply)
       const started = performance.now() // upstream time: from here to the response head (metrics)
       let upstreamHeaders: string[] = []
       // Any upstream failure, before or after the head: counted by kind and by the breaker (unless

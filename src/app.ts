@@ -8,9 +8,9 @@ import type { IncomingMessage } from 'node:http'
 import type { Config } from './lib/config.js'
 import type { RedisClient } from './redis-client.js'
 import { acceptableRequestId } from './lib/forward-headers.js'
-import { badPath } from './lib/errors.js'
 import configPlugin from '../plugins/config.js'
-import errorsPlugin, { sendError } from '../plugins/errors.js'
+import errorsPlugin, { sendError, toGatewayError } from '../plugins/errors.js'
+import serverEventsPlugin, { clientErrorHandler } from '../plugins/server-events.js'
 import redisPlugin from '../plugins/redis.js'
 import shutdownPlugin from '../plugins/shutdown.js'
 import managementPlugin from '../plugins/management.js'
@@ -60,10 +60,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     // The router refuses some targets (bad percent-encoding) before any hook runs: answer and log here.
     frameworkErrors: (err, req, reply) => {
-      const gwErr = badPath(err.code === 'FST_ERR_BAD_URL' ? 'invalid percent-encoding' : err.message)
+      const gwErr = toGatewayError(err)
       req.log.info({ method: req.method, status: gwErr.statusCode, code: gwErr.code }, 'request')
       return sendError(reply, gwErr)
-    }
+    },
+    clientErrorHandler // Node's parser refusals (400, 431) get the gateway's JSON answer: plugins/server-events.ts
   }
   const app = Fastify(fastifyOptions)
 
@@ -76,6 +77,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
   await app.register(underPressurePlugin)
   await app.register(metricsPlugin)
+  await app.register(serverEventsPlugin)
   await app.register(swaggerPlugin)
   await app.register(rateLimitPlugin)
   await app.register(authPlugin)

@@ -4,6 +4,7 @@
  * `headers` (WWW-Authenticate, Retry-After) from the error object.
  */
 import createError from '@fastify/error'
+import { STATUS_CODES } from 'node:http'
 
 type Headers = Record<string, string>
 
@@ -31,6 +32,13 @@ const NotFound = createError('NOT_FOUND', '%s', 404)
 const TokenNotFound = createError('TOKEN_NOT_FOUND', 'No token with this id', 404)
 const BadRequest = createError('BAD_REQUEST', '%s', 400)
 const Internal = createError('INTERNAL_ERROR', 'Internal Server Error', 500)
+const PayloadTooLarge = createError('PAYLOAD_TOO_LARGE', 'The request body is too large', 413)
+const HeadersTooLarge = createError('HEADERS_TOO_LARGE', 'The request line and headers are too large', 431)
+const UriTooLong = createError('URI_TOO_LONG', 'The request target is too long', 414)
+const MethodNotAllowed = createError('METHOD_NOT_ALLOWED', '%s is not served by this gateway', 405)
+const UnsupportedMediaType = createError('UNSUPPORTED_MEDIA_TYPE', 'This endpoint takes application/json', 415)
+const RequestTimeout = createError('REQUEST_TIMEOUT', '%s', 408)
+const ExpectationFailed = createError('EXPECTATION_FAILED', 'Only Expect: 100-continue is supported', 417)
 
 const bearerChallenge = (error?: string): Headers =>
   ({ 'www-authenticate': error === undefined ? 'Bearer' : `Bearer error="${error}"` })
@@ -77,6 +85,21 @@ export const notFound = (message: string): GatewayError => new NotFound(message)
 export const tokenNotFound = (): GatewayError => new TokenNotFound()
 /** 400 with a specific message (admin API: invalid body). */
 export const badRequest = (message: string): GatewayError => new BadRequest(message)
+/** 413: a body over the endpoint's limit (admin API). */
+export const payloadTooLarge = (): GatewayError => new PayloadTooLarge()
+/** 431: Node's parser refused the head (request line and headers over its size limit). */
+export const headersTooLarge = (): GatewayError => new HeadersTooLarge()
+/** 414: the request target is longer than the router takes. */
+export const uriTooLong = (): GatewayError => new UriTooLong()
+/** 405: a method the gateway never serves (CONNECT); `allow` lists what it does serve. */
+export const methodNotAllowed = (method: string, allow: string): GatewayError =>
+  withHeaders(new MethodNotAllowed(method), { allow })
+/** 415: a body in a media type the endpoint does not parse (admin API; the proxy takes any). */
+export const unsupportedMediaType = (): GatewayError => new UnsupportedMediaType()
+/** 408: the client did not send what it announced in time; `what` says which part. */
+export const requestTimeout = (what: string): GatewayError => new RequestTimeout(what)
+/** 417: an Expect value other than 100-continue. */
+export const expectationFailed = (): GatewayError => new ExpectationFailed()
 /** 500 that reveals nothing about its cause. */
 export const internalError = (): GatewayError => new Internal()
 
@@ -88,4 +111,11 @@ export function isGatewayError (err: unknown): err is GatewayError {
 
 const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED',
   'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE',
-  'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR'])
+  'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR',
+  'PAYLOAD_TOO_LARGE', 'HEADERS_TOO_LARGE', 'URI_TOO_LONG', 'METHOD_NOT_ALLOWED', 'UNSUPPORTED_MEDIA_TYPE', 'REQUEST_TIMEOUT',
+  'EXPECTATION_FAILED'])
+
+/** The JSON body of a gateway answer: `{statusCode, code, error, message}`. */
+export function errorBody (err: GatewayError): { statusCode: number, code: string, error: string, message: string } {
+  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
+}

@@ -9,6 +9,13 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net'
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-authorization',
   'proxy-connection', 'proxy-authenticate', 'transfer-encoding'])
 
+/**
+ * Headers with which frameworks (Symfony, Laravel, Rails, IIS, Express's method-override) let a
+ * request say it is another method or another path: a token allowed `POST /x/*` could make a
+ * backend run a DELETE or route elsewhere. Never forwarded, from trusted peers either.
+ */
+const REQUEST_REWRITES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url'])
+
 const EMPTY: ReadonlySet<string> = new Set()
 /** Fields that must not come in a trailer section (framing, RFC 9110 §6.5.1) besides the hop-by-hop ones. */
 const NOT_TRAILERS = new Set(['content-length', 'host'])
@@ -56,7 +63,7 @@ function underscoreSpoof (name: string): boolean {
   if (!name.includes('_')) return false
   const n = name.replace(/_/g, '-')
   return HOP_BY_HOP.has(n) || n === 'authorization' || n === 'x-request-id' || n === 'x-real-ip' || n === 'forwarded' ||
-    n.startsWith('x-consumer-') || n.startsWith('x-forwarded-')
+    n.startsWith('x-consumer-') || n.startsWith('x-forwarded-') || REQUEST_REWRITES.has(n)
 }
 
 /**
@@ -78,22 +85,26 @@ export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddr
 
 /**
  * Builds the upstream request headers from the client's: strips Authorization, hop-by-hop headers,
- * every header `Connection` names, client-sent X-Consumer-*; then sets X-Forwarded-*, X-Request-Id
+ * every header `Connection` names, client-sent X-Consumer-*, method and URL overrides, and (from an
+ * untrusted peer) every X-Forwarded-*; then sets X-Forwarded-*, X-Request-Id
  * and X-Consumer-Id last. `headers` is a fresh copy owned by the caller and is edited in place.
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
   for (const name of connectionListed(original.connection)) delete headers[name]
   for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || underscoreSpoof(name)) delete headers[name]
+    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
+      underscoreSpoof(name) || (!ctx.trustProxy && name.startsWith('x-forwarded-'))) delete headers[name]
   }
-  // Node has already answered `Expect: 100-continue` to the client; the upstream client (undici)
-  // refuses to send the header at all, which turned every such upload (curl > 1 MB) into a 502.
+  // The gateway answers `Expect: 100-continue` itself, once it admitted the request; the upstream
+  // client (undici) refuses to send the header at all, which turned such uploads (curl > 1 MB) into 502s.
   delete headers.expect
   const priorFor = ctx.trustProxy ? original['x-forwarded-for'] : undefined
   const priorProto = ctx.trustProxy ? original['x-forwarded-proto'] : undefined
   const priorHost = ctx.trustProxy ? original['x-forwarded-host'] : undefined
   if (!ctx.trustProxy) {
     // An untrusted client could claim any address in these; RFC 7239 Forwarded and X-Real-IP alike.
+    // Every other X-Forwarded-* (Port, Prefix, Scheme, Ssl, Server, Uri…) went in the loop above:
+    // frameworks build redirects and absolute URLs from them.
     delete headers.forwarded
     delete headers['x-real-ip']
   }
