@@ -43,6 +43,7 @@ t.test('every configured prefix is a proxy path with every method, bearer securi
   t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
   t.same(doc.components.schemas.Error?.required, ['statusCode', 'code', 'error', 'message'])
   for (const prefix of prefixes) {
+    t.ok(doc.paths[prefix]?.get !== undefined, `${prefix} itself is an operation (no required path parameter)`)
     const item = doc.paths[`${prefix}/{path}`]
     if (item === undefined) { t.fail(`no path for ${prefix}`); continue }
     t.same(Object.keys(item).sort(), [...PROXY_METHODS].sort(), `${prefix}: every method`)
