@@ -4,8 +4,11 @@ let cli
 try {
   cli = await import('../dist/src/cli.js')
 } catch (err) {
-  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist')) {
-    process.stderr.write('portcullis: dist/ is missing; run `npm run build` first\n')
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND') {
+    // "Cannot find package 'fastify'": node_modules is missing; "Cannot find module …/dist/…": not built.
+    process.stderr.write(String(err.message).includes('Cannot find package')
+      ? 'portcullis: run npm ci first (dependencies are not installed)\n'
+      : 'portcullis: dist/ is missing; run `npm run build` first\n')
     process.exit(1)
   }
   throw err

@@ -3,12 +3,15 @@ import type { FastifyRequest } from 'fastify'
 import { bearerToken, queryCarriesToken } from '../src/lib/bearer.js'
 import { digestApiKey } from '../src/lib/token.js'
 import { MatcherCache } from '../src/lib/matcher-cache.js'
+import { GATE_PLUGIN } from './gate.js'
 import { routeForbidden, storeUnavailable, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook of the proxy scope: 401 for a missing/bad/unknown/expired token, 403 for a forbidden route. */
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** The check behind `authenticate`, for a request Fastify never routes (a WebSocket upgrade). */
+    authorize: (subject: AuthSubject) => Promise<void>
   }
   interface FastifyRequest {
     /** The authenticated token's public id (never the key), for X-Consumer-Id and the logs. */
@@ -16,9 +19,13 @@ declare module 'fastify' {
   }
 }
 
+/** What the token check reads (method, raw headers, target) and fills in (consumer, rateLimit). */
+export type AuthSubject = Pick<FastifyRequest, 'method' | 'target' | 'consumer' | 'rateLimit'> & { raw: { rawHeaders: string[] } }
+
 /**
  * Bearer authentication and route permission. It runs as an onRequest hook, before any body is
- * read, and looks the token up with the same script call that rate-limits it (one round trip):
+ * read, and looks the token up through the gate (plugins/gate.ts), whose one script call also
+ * rate-limits it (one round trip; plugins/rate-limit.ts enforces the decision it hands over):
  * so a 403 has consumed one unit of quota, as the README says.
  */
 export default fp(async function authPlugin (app) {
@@ -26,7 +33,7 @@ export default fp(async function authPlugin (app) {
   // Per app: each gateway instance tells the script which routes revision it holds.
   const matchers = new MatcherCache()
 
-  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+  app.decorate('authorize', async function authorize (request: AuthSubject) {
     const target = request.target
     if (target === null) throw new Error('authenticate runs after the proxy resolved the target')
     const bearer = bearerToken(request.raw.rawHeaders)
@@ -65,4 +72,7 @@ export default fp(async function authPlugin (app) {
     app.metrics.authDecision('allowed')
     request.rateLimit = result
   })
-}, { name: 'portcullis-auth', fastify: '5.x', dependencies: ['portcullis-rate-limit', 'portcullis-metrics'] })
+  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    await app.authorize(request)
+  })
+}, { name: 'portcullis-auth', fastify: '5.x', dependencies: [GATE_PLUGIN, 'portcullis-rate-limit', 'portcullis-metrics'] })

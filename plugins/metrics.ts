@@ -15,6 +15,8 @@
  *                            'STORE_UNAVAILABLE');
  *   - the rate-limit plugin: `app.metrics.rateLimitDecision('allowed' | 'limited' | 'store_unavailable')`
  *                            and `app.metrics.observeRedis(seconds, ok)` around its script call.
+ *   - routes/websocket*.ts:  `observeUpgrade` for each upgrade's answer (Fastify's hooks never see
+ *                            it), `websocketOpened` / `websocketClosed(route, reason)` per tunnel.
  * Unknown values become 'other' instead of a new series.
  */
 import fp from 'fastify-plugin'
@@ -48,7 +50,11 @@ const AUTH_CODES: Record<string, AuthResult> = {
   STORE_UNAVAILABLE: 'store_unavailable'
 }
 const RATE_LIMIT_RESULTS: readonly RateLimitResult[] = ['allowed', 'limited', 'store_unavailable']
-const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol']
+const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol', 'pool']
+/** Why a WebSocket tunnel ended (routes/websocket.ts). */
+export const WEBSOCKET_CLOSE_REASONS = ['client_closed', 'upstream_closed', 'idle', 'revoked', 'expired', 'forbidden', 'shutdown', 'error'] as const
+/** One of WEBSOCKET_CLOSE_REASONS. */
+export type WebSocketCloseReason = typeof WEBSOCKET_CLOSE_REASONS[number]
 /** Gauge values of `portcullis_circuit_state`. */
 const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
@@ -73,6 +79,9 @@ export class GatewayMetrics {
   private readonly redisErrors: Counter
   private readonly circuitState: Gauge<'route'>
   private readonly circuitTransitions: Counter<'route' | 'to'>
+  private readonly wsConnections: Gauge<'route'>
+  private readonly wsClosed: Counter<'route' | 'reason'>
+  private inFlightReader: () => number = () => 0
   private readonly routePrefixes: ReadonlySet<string>
   private readonly table: RouteTable
   private readonly errorCodes = new Set<string>()
@@ -84,7 +93,7 @@ export class GatewayMetrics {
     this.requests = new Counter({ name: 'portcullis_http_requests_total', help: 'Requests answered, by route prefix, method and status class', labelNames: ['route', 'method', 'status_class'], registers })
     this.duration = new Histogram({ name: 'portcullis_http_request_duration_seconds', help: 'Time from request received to response sent', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers })
     this.upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from the proxy handler start to the upstream response head', labelNames: ['route'], buckets: HTTP_BUCKETS, registers })
-    this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol)', labelNames: ['route', 'kind'], registers })
+    this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol; pool: no pooled connection free in time)', labelNames: ['route', 'kind'], registers })
     this.gatewayErrors = new Counter({ name: 'portcullis_gateway_errors_total', help: 'Error answers the gateway made itself, by SPEC code (upstream answers are not counted here)', labelNames: ['route', 'code'], registers })
     this.auth = new Counter({ name: 'portcullis_auth_decisions_total', help: 'Token checks by result', labelNames: ['result'], registers })
     this.rateLimit = new Counter({ name: 'portcullis_ratelimit_decisions_total', help: 'Rate-limit decisions by result', labelNames: ['result'], registers })
@@ -94,6 +103,8 @@ export class GatewayMetrics {
     // highest wins (non-zero = some worker's breaker is not closed).
     this.circuitState = new Gauge({ name: 'portcullis_circuit_state', help: 'Circuit breaker state per route: 0 closed, 1 open, 2 half-open (with WORKERS>1 the highest over workers)', labelNames: ['route'], aggregator: 'max', registers })
     this.circuitTransitions = new Counter({ name: 'portcullis_circuit_transitions_total', help: 'Circuit breaker state changes per route, by the state entered', labelNames: ['route', 'to'], registers })
+    this.wsConnections = new Gauge({ name: 'portcullis_websocket_connections', help: 'Open WebSocket tunnels per route', labelNames: ['route'], registers })
+    this.wsClosed = new Counter({ name: 'portcullis_websocket_closed_total', help: 'WebSocket tunnels closed, by route and reason', labelNames: ['route', 'reason'], registers })
     // Series that exist from the start, so rate() and absent() work before the first event.
     for (const r of AUTH_RESULTS) this.auth.inc({ result: r }, 0)
     for (const r of RATE_LIMIT_RESULTS) this.rateLimit.inc({ result: r }, 0)
@@ -101,8 +112,12 @@ export class GatewayMetrics {
       for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
       this.circuitState.set({ route }, CIRCUIT_STATES.closed)
       for (const to of Object.keys(CIRCUIT_STATES)) this.circuitTransitions.inc({ route, to }, 0)
+      this.wsConnections.set({ route }, 0)
+      for (const reason of WEBSOCKET_CLOSE_REASONS) this.wsClosed.inc({ route, reason }, 0)
     }
     this.redisErrors.inc(0)
+    const metrics = this // read at scrape time: nothing per request on the hot path
+    new Gauge({ name: 'portcullis_proxy_in_flight_requests', help: 'Proxied requests admitted and not yet answered (every token; bounded per token by MAX_IN_FLIGHT_PER_TOKEN)', registers, collect () { this.set(metrics.inFlightReader()) } }) // eslint-disable-line no-new
     // Summed over workers by src/cluster-metrics.ts: says how many processes a scrape covers.
     new Gauge({ name: 'portcullis_workers', help: 'Gateway worker processes whose metrics this scrape sums', registers }).set(1)
     collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' })
@@ -135,6 +150,28 @@ export class GatewayMetrics {
     const route = this.routeLabel(routePrefix)
     this.circuitState.set({ route }, CIRCUIT_STATES[to])
     this.circuitTransitions.inc({ route, to })
+  }
+
+  /** Records a WebSocket tunnel opened on a route. */
+  websocketOpened (routePrefix: string): void {
+    this.wsConnections.inc({ route: this.routeLabel(routePrefix) })
+  }
+
+  /** Records a WebSocket tunnel closed, and why. */
+  websocketClosed (routePrefix: string, reason: WebSocketCloseReason): void {
+    const route = this.routeLabel(routePrefix)
+    this.wsConnections.dec({ route })
+    this.wsClosed.inc({ route, reason: (WEBSOCKET_CLOSE_REASONS as readonly string[]).includes(reason) ? reason : 'error' })
+  }
+
+  /** Records the answer to an upgrade request (a 101 or a refusal), which Fastify's hooks never see. */
+  observeUpgrade (routePrefix: string | null, statusCode: number, seconds: number, failure: string | null, errorCode: string | null): void {
+    this.observeRequest(this.routeLabel(routePrefix ?? ''), 'GET', statusCode, seconds, failure, errorCode)
+  }
+
+  /** Where `portcullis_proxy_in_flight_requests` reads its value at scrape time (routes/proxy.ts). */
+  countInFlight (read: () => number): void {
+    this.inFlightReader = read
   }
 
   /** Records a finished request; `route` must come from `routeOf`. */

@@ -33,7 +33,7 @@ export default fp(async function requestLogPlugin (app) {
 }, { name: 'portcullis-request-log', fastify: '5.x' })
 
 /** The raw path without its query, capped: a refused request's target is untrusted input. */
-function pathOnly (url: string | undefined): string {
+export function pathOnly (url: string | undefined): string {
   const u = url ?? ''
   const q = u.indexOf('?')
   const p = q === -1 ? u : u.slice(0, q)

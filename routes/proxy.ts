@@ -1,20 +1,24 @@
 /**
  * The proxy surface: every method on every configured route prefix, in its own encapsulated scope
  * so its pass-through body parser and hooks affect nothing else. Hooks run in a fixed order:
- * path (400) → route (404) → token (401/403) → limit (429) → circuit (503) → upstream (502/504).
+ * path (400) → route (404) → token (401/403) → limit (429) → in flight (429) → circuit (503) → upstream (502/504).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
-import { Agent, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { METHODS, type IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
-import { badPath, circuitOpen, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { badPath, circuitOpen, concurrencyLimited, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia } from '../src/lib/forward-headers.js'
 import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
 import type { GatewayError } from '../src/lib/errors.js'
 import { sendContinue } from '../plugins/server-events.js'
+import { attachWebSocketUpgrades } from './websocket.js'
+import { InFlightLimiter } from '../src/lib/in-flight.js'
+import { UpstreamAgent } from '../src/upstream-agent.js'
+import { UpstreamExchange } from './upstream-exchange.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,11 +32,11 @@ declare module 'fastify' {
 /** The authorised and forwarded request line: `path` is exactly what the upstream receives. */
 export interface ProxyTarget { route: RouteConfig, path: string, query: string }
 
-/** Kinds of upstream failure, used in logs and metric labels (a small fixed set). */
-export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol'
+/** Kinds of upstream failure, used in logs and metric labels (a small fixed set); `pool`: no pooled connection became free in time. */
+export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol' | 'pool'
 
 /** Classifies an error reported by reply-from/undici. */
-export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): UpstreamFailureKind {
+export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
   const code = (err.cause as { code?: string } | undefined)?.code ?? err.code ?? ''
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT' ||
     code === 'FST_REPLY_FROM_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout'
@@ -43,7 +47,8 @@ export function classifyUpstreamError (err: Error & { code?: string, cause?: unk
   return 'protocol'
 }
 
-const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
+/** What a 502 UPSTREAM_ERROR says for each kind of failure. */
+export const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout' | 'pool'>, string> = {
   refused: 'refused the connection',
   reset: 'reset the connection',
   dns: 'host could not be resolved',
@@ -54,7 +59,7 @@ const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout'>, string> = {
 const noRetry = (): null => null
 
 /** Response headers the gateway owns: an upstream's values never replace them. */
-const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
+export const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
 
 /** One breaker per route prefix, made at startup; their state changes go to the metrics. */
 function circuitBreakers (app: FastifyInstance): Map<string, CircuitBreaker> {
@@ -67,7 +72,7 @@ function circuitBreakers (app: FastifyInstance): Map<string, CircuitBreaker> {
 }
 
 /** The breaker's permit for one upstream request, or a 503 CIRCUIT_OPEN before anything is sent. */
-function admit (breaker: CircuitBreaker): CircuitPermit {
+export function admit (breaker: CircuitBreaker): CircuitPermit {
   const permit = breaker.acquire()
   if (permit === null) throw circuitOpen(breaker.retryAfterSeconds())
   return permit
@@ -90,23 +95,36 @@ function restoreContentType (req: IncomingMessage): void {
   }
 }
 
+/** The normalised path and its route, or throws 400 BAD_PATH / 404 ROUTE_NOT_FOUND. */
+export function resolveTarget (table: RouteTable, rawUrl: string): ProxyTarget {
+  const normalised = normaliseTarget(rawUrl)
+  if (!normalised.ok) throw badPath(normalised.reason)
+  const route = table.match(normalised.path)
+  if (route === undefined) throw routeNotFound()
+  return { route, path: normalised.path, query: normalised.query }
+}
+
 /** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
   const table = new RouteTable(app.config.routes)
   const breakers = circuitBreakers(app)
-  // One undici Agent for every upstream, TLS verified (reply-from's default would not verify).
-  const agent = new Agent({ connect: { rejectUnauthorized: true }, connections: 128, pipelining: 1 })
+  // One undici Agent for every upstream, TLS verified (reply-from's default would not verify),
+  // UPSTREAM_MAX_CONNECTIONS per origin; a token holds at most MAX_IN_FLIGHT_PER_TOKEN of them.
+  const agent = new UpstreamAgent(app.config.upstreamMaxConnections)
   app.addHook('onClose', async () => { await agent.close() })
   // reply-from hands on only the body of undici's answer; its trailers object (filled in when the
   // body ends) is kept beside the body for routes/proxy-response.ts to forward.
   const upstreamClient = {
-    request (opts: Parameters<Agent['request']>[0], callback: (err: Error | null, data?: Dispatcher.ResponseData<unknown>) => void): void {
+    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data?: Dispatcher.ResponseData) => void): void {
       agent.request(opts, (err, data) => {
-        if (err === null) rememberTrailers(data.body, data.trailers)
+        if (err === null && data !== undefined) rememberTrailers(data.body, data.trailers)
         callback(err, data)
       })
     }
   }
+  const origins = new Map(app.config.routes.map((r) => [r.prefix, new URL(r.upstream).origin]))
+  const inFlight = new InFlightLimiter(app.config.maxInFlightPerToken)
+  app.metrics.countInFlight(() => inFlight.total)
 
   // Bodies are handed to reply-from as the raw stream: nothing is parsed or buffered here.
   app.removeAllContentTypeParsers()
@@ -123,17 +141,28 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   app.decorateRequest('target', null)
   app.decorateRequest('upstreamFailure', null)
 
-  app.addHook('onRequest', async function resolveTarget (request: FastifyRequest) {
-    const normalised = normaliseTarget(request.raw.url ?? '')
-    if (!normalised.ok) throw badPath(normalised.reason)
-    const route = table.match(normalised.path)
-    if (route === undefined) throw routeNotFound()
-    request.target = { route, path: normalised.path, query: normalised.query }
+  app.addHook('onRequest', async function resolveTargetHook (request: FastifyRequest) {
+    request.target = resolveTarget(table, request.raw.url ?? '')
   })
   app.addHook('onRequest', app.authenticate)
   app.addHook('onRequest', app.enforceRateLimit)
+  // After the gate call, so a refusal here has spent one unit of quota, like a 403 (docs/rate-limiting.md);
+  // before any body byte is read. Released exactly once when the response is over, however it ends.
+  app.addHook('onRequest', function limitInFlight (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+    const consumer = request.consumer
+    if (consumer === null) { done(); return }
+    const release = inFlight.acquire(consumer.id)
+    if (release === null) { done(concurrencyLimited(inFlight.limit)); return }
+    reply.raw.once('close', release)
+    // A pipelined request whose response was not started yet gets no 'close' of its own when the
+    // socket dies; its request does, and its socket is gone then.
+    request.raw.once('close', () => { if (request.raw.socket?.destroyed !== false) release() })
+    done()
+  })
 
   const trusts = peerTrust(app.config.trustProxy)
+  // Upgrades never reach the route below: Node hands them to the server's 'upgrade' listener.
+  attachWebSocketUpgrades(app, { table, breakers, trusts })
   // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
   // bodies allowed, so that they are proxied too instead of answering 404. CONNECT never gets here
   // (plugins/server-events.ts answers it 405).
@@ -165,6 +194,14 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
         else permit.failure()
         return kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind])
       }
+      const exchange = new UpstreamExchange(request, reply, {
+        timeoutMs: route.timeoutMs,
+        bodyIdleMs: app.config.clientBodyTimeoutMs,
+        permit,
+        poolSaturated: () => agent.saturated(origins.get(route.prefix) ?? '')
+      })
+      // reply-from dispatches inside reply.from(), synchronously; every dispatch is preceded by this call.
+      agent.next(exchange.hooks)
       // Not returned: Fastify would await the reply (a thenable) and take the 'error' that
       // proxy-response.ts reports on an aborted response for an error of this handler.
       reply.from(route.upstream + target.path, {
@@ -200,7 +237,10 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
             clientGone: () => { permit.release() }
           })
         },
-        onError: (rep, { error }) => { rep.send(failed(error)) }
+        onError: (rep, { error }) => {
+          if (exchange.settled) return // a guard answered, or the client left: this error is that abort
+          rep.send(failed(error))
+        }
       })
     }
   })

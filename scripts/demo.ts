@@ -1,20 +1,22 @@
 /**
- * `npm run demo` (SPEC §1): the whole gateway working on a fresh machine. Redis (REDIS_URL if it
- * answers, else a private redis-server), two demo upstreams, the gateway built exactly as in
- * production, a demo token, and ready-to-paste curl lines. Ctrl-C stops everything it started.
- * Every key it writes is under `portcullis-demo:`, and it listens on loopback only, because the
- * admin token it prints is a secret for this run.
+ * `npm run demo`: the whole gateway working on a fresh machine. A private redis-server (or the
+ * Redis chosen by `--redis-url` / REDIS_URL), two demo upstreams, the gateway built exactly as in
+ * production, a demo token, and ready-to-paste curl lines. Ctrl-C stops everything it started and
+ * removes every key under `portcullis-demo:` (tokens created through the admin API too). It
+ * listens on loopback only, because the admin token it prints is a secret for this run.
  */
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import { parseArgs } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig, ConfigError } from '../src/lib/config.js'
 import { createRedisClient, waitUntilReady } from '../src/redis-client.js'
 import { TokenStore } from '../src/token-store.js'
-import { demoRedis, type DemoRedis } from './demo-redis.js'
+import { maskRedisUrl } from '../src/lib/redis-target.js'
+import { demoRedis, purgePrefix, type DemoRedis } from './demo-redis.js'
 
 const PREFIX = 'portcullis-demo:'
 const HOST = '127.0.0.1'
@@ -66,8 +68,8 @@ function banner (o: { gateway: string, redis: DemoRedis, users: string, products
   const auth = `-H 'Authorization: Bearer ${o.key}'`
   const admin = `-H 'Authorization: Bearer ${o.admin}'`
   const redisLine = o.redis.pid === null
-    ? `${o.redis.url} (REDIS_URL; keys under ${PREFIX})`
-    : `${o.redis.url} (private redis-server, pid ${o.redis.pid}, removed on exit; REDIS_URL ${o.redis.fallbackReason ?? ''})`
+    ? `${maskRedisUrl(o.redis.url)} (${o.redis.chosenBy ?? ''}; keys under ${PREFIX}, removed on exit)`
+    : `${o.redis.url} (private redis-server, pid ${o.redis.pid}, removed on exit)`
   return `
 Portcullis demo is running.
 
@@ -95,12 +97,31 @@ Paste these into another terminal:
   curl -s ${o.gateway}/admin/tokens ${admin}
   curl -s -X POST ${o.gateway}/admin/tokens ${admin} -H 'Content-Type: application/json' -d '{"rate_limit":10,"allowed_routes":["/api/v1/products/*"]}'
 
+  # the CLI on the same Redis (after npm install -g, or npx from this folder)
+  REDIS_URL=${o.redis.url} REDIS_KEY_PREFIX=${PREFIX} npx portcullis tokens list
+
   # API docs (Swagger UI) and metrics
   open ${o.gateway}/docs
   curl -s ${o.gateway}/metrics
 
 Request logs follow on stderr. Ctrl-C stops everything the demo started.
 `
+}
+
+const HELP = `Usage: npm run demo [-- --redis-url URL]
+
+Runs the gateway with two demo upstreams and prints curl lines to try it.
+  --redis-url URL   use this Redis (or set REDIS_URL); default: a private redis-server from PATH
+Every key the demo writes is under ${PREFIX} and removed on exit.
+`
+
+/** The Redis chosen on the command line or in the environment, or null for a private one. */
+function chosenRedis (): { url: string, by: string } | null {
+  const { values } = parseArgs({ options: { 'redis-url': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true })
+  if (values.help === true) { process.stdout.write(HELP); process.exit(0) }
+  if (values['redis-url'] !== undefined) return { url: values['redis-url'], by: '--redis-url' }
+  if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') return { url: process.env.REDIS_URL, by: 'REDIS_URL' }
+  return null
 }
 
 async function main (): Promise<void> {
@@ -133,10 +154,9 @@ async function main (): Promise<void> {
   process.on('exit', () => { redis?.killNow() })
 
   try {
-    redis = await demoRedis(process.env)
+    redis = await demoRedis(chosenRedis())
     const r = redis
     started.push(async () => { await r.close() })
-    if (r.fallbackReason !== null) process.stderr.write(`demo: no Redis at ${r.fallbackReason}; started a private redis-server\n`)
 
     const users = await startUpstream('users', PEOPLE)
     const products = await startUpstream('products', PRODUCTS)
@@ -155,7 +175,8 @@ async function main (): Promise<void> {
       ROUTES: `/api/v1/users=${users.url},/api/v1/products=${products.url}`,
       ADMIN_TOKEN: adminToken,
       RATE_LIMIT_WINDOW_SECONDS: String(WINDOW),
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info'
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty'
     }, { requireRoutes: true })
     let portNote = ''
     if (config.port !== 0 && !await portIsFree(config.port)) {
@@ -166,6 +187,12 @@ async function main (): Promise<void> {
     const client = createRedisClient(config)
     client.on('error', () => {}) // the redis plugin logs state changes once the app exists
     await waitUntilReady(client, 5000)
+    // Runs after the gateway has closed (nothing can create a key any more): every key under the
+    // prefix goes, the tokens made through the admin API included.
+    started.push(async () => {
+      const removed = await purgePrefix(r.url, PREFIX)
+      process.stderr.write(`demo: removed ${removed} key${removed === 1 ? '' : 's'} under ${PREFIX}\n`)
+    })
     const app: FastifyInstance = await buildApp(config, { redis: client, logStream: process.stderr })
     started.push(async () => { await app.close() })
     await app.listen({ port: config.port, host: HOST })
@@ -173,9 +200,6 @@ async function main (): Promise<void> {
 
     const store = new TokenStore(client, PREFIX, { defaultWindowSeconds: WINDOW })
     const token = await store.create({ name: 'demo', rate_limit: RATE, allowed_routes: ['/api/v1/users/*'] })
-    // On a shared Redis, leave nothing behind (runs first on exit, while the client is open);
-    // a private one disappears as a whole.
-    if (r.pid === null) started.push(async () => { await store.revoke(token.id) })
 
     process.stdout.write(banner({ gateway, redis: r, users: users.url, products: products.url, tokenId: token.id, key: token.api_key, admin: adminToken, portNote }))
   } catch (err) {

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Config } from './lib/config.js'
 import type { RedisClient } from './redis-client.js'
 import { acceptableRequestId } from './lib/forward-headers.js'
+import { LOG_TIMESTAMP, logStream } from './log-stream.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin, { sendError, toGatewayError } from '../plugins/errors.js'
 import serverEventsPlugin, { clientErrorHandler } from '../plugins/server-events.js'
@@ -19,6 +20,7 @@ import metricsPlugin from '../plugins/metrics.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import requestLogPlugin from '../plugins/request-log.js'
 import requestIdPlugin from '../plugins/request-id.js'
+import gatePlugin from '../plugins/gate.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import authPlugin from '../plugins/auth.js'
 import healthRoutes from '../routes/health.js'
@@ -39,13 +41,16 @@ export interface BuildOptions {
 // request line in the bench). No log call passes headers or token records; a test greps the logs.
 export const LOG_REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', 'api_key']
 
+const streamOption = (stream: NodeJS.WritableStream | undefined): { stream?: NodeJS.WritableStream } => stream === undefined ? {} : { stream }
+
 /** Builds the gateway; call `listen` (src/server.ts) or `inject` on the result. */
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const fastifyOptions: FastifyServerOptions = {
     logger: {
       level: config.logLevel,
       redact: { paths: LOG_REDACT, censor: '[redacted]' },
-      ...(opts.logStream === undefined ? {} : { stream: opts.logStream })
+      timestamp: LOG_TIMESTAMP,
+      ...streamOption(logStream(config.logFormat, opts.logStream))
     },
     logController: new LogController({ disableRequestLogging: true }), // plugins/request-log.ts writes one line per request
     genReqId: (req: IncomingMessage) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
@@ -79,6 +84,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(metricsPlugin)
   await app.register(serverEventsPlugin)
   await app.register(swaggerPlugin)
+  await app.register(gatePlugin)
   await app.register(rateLimitPlugin)
   await app.register(authPlugin)
 

@@ -2,10 +2,14 @@
 // mistake exits 2 having written nothing (and without needing Redis to be up).
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
+import { Cluster } from 'ioredis'
 import { loadConfig, type Config } from './lib/config.js'
-import { createRedisClient, waitUntilReady } from './redis-client.js'
+import { createRedisClient, waitUntilReady, type RedisClient } from './redis-client.js'
 import { TokenStore } from './token-store.js'
 import { TokenInputError, formatRfc3339, parseTtl, validateImportList, validateTokenInput } from './lib/token.js'
+import { redisTarget } from './lib/redis-target.js'
+import { nearest } from './lib/suggest.js'
+import { COMMAND_HELP, TOKENS_USAGE } from './cli-help.js'
 
 /** Where the CLI reads and writes; tests pass their own streams. */
 export interface CliIo {
@@ -38,7 +42,10 @@ function parse (args: string[], options: Options, positionals: string[]): { valu
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true })
   } catch (err) {
-    throw new UsageError(String((err as Error).message).split(/\.(?:\s|$)/)[0] ?? 'invalid arguments')
+    const message = String((err as Error).message).split(/\.(?:\s|$)/)[0] ?? 'invalid arguments'
+    const unknown = /^Unknown option '(-[^']*)'/.exec(message)?.[1]
+    const guess = unknown === undefined ? null : nearest(unknown.replace(/=.*$/, ''), Object.keys(options).map((o) => `--${o}`))
+    throw new UsageError(guess === null ? message : `${message}; did you mean ${guess}?`)
   }
   const seen = new Set<string>()
   for (const t of parsed.tokens) {
@@ -72,7 +79,7 @@ function inFlagTerms (problem: string): string {
   return problem.replace(/^([a-z_]+)(\[\d+\])?:/, (all, field: string) => FLAG_OF[field] !== undefined ? `${FLAG_OF[field]}:` : all)
 }
 
-async function create (args: string[], io: CliIo, usage: string): Promise<number> {
+async function create (args: string[], io: CliIo): Promise<number> {
   const { values: v } = parse(args, {
     ...help,
     'rate-limit': { type: 'string' },
@@ -83,7 +90,7 @@ async function create (args: string[], io: CliIo, usage: string): Promise<number
     route: { type: 'string', multiple: true },
     name: { type: 'string' }
   }, [])
-  if (v.help === true) { io.stdout.write(usage); return 0 }
+  if (v.help === true) { io.stdout.write(COMMAND_HELP.create ?? ''); return 0 }
   const str = (k: string): string | undefined => typeof v[k] === 'string' ? v[k] : undefined
   const rate = str('rate-limit')
   if (rate === undefined) throw new UsageError('--rate-limit N is required')
@@ -108,7 +115,7 @@ async function create (args: string[], io: CliIo, usage: string): Promise<number
   if (name !== undefined) input.name = name
   const checked = validateTokenInput(input, now)
   if (!checked.ok) throw new UsageError(checked.problems.map(inFlagTerms).join('; '))
-  return await withStore(async (store) => {
+  return await withStore(io, async (store) => {
     io.stdout.write(JSON.stringify(await store.create(input, now), null, 2) + '\n')
     return 0
   })
@@ -145,23 +152,28 @@ function parseJson (text: string, source: string): unknown {
   }
 }
 
-async function importCommand (args: string[], io: CliIo, usage: string): Promise<number> {
+async function importCommand (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, help, ['FILE'])
-  if (values.help === true) { io.stdout.write(usage); return 0 }
+  if (values.help === true) { io.stdout.write(COMMAND_HELP.import ?? ''); return 0 }
   const source = positionals[0] as string
   const data = parseJson(await readSource(source, io), source)
   const checked = validateImportList(data)
   if (!checked.ok) throw new TokenInputError(checked.problems)
-  return await withStore(async (store) => {
+  return await withStore(io, async (store) => {
     const ids = await store.importRecords(data)
     io.stdout.write(ids.map((id) => id + '\n').join(''))
     return 0
   })
 }
 
-/** Runs `fn` with a store on the configured Redis; fails fast (exit 1) when Redis is unreachable. */
-async function withStore (fn: (store: TokenStore) => Promise<number>): Promise<number> {
+/**
+ * Runs `fn` with a store on the configured Redis, after saying on stderr which one (password
+ * masked) and under which key prefix; fails fast (exit 1) when Redis is unreachable.
+ */
+async function withStore (io: CliIo, fn: (store: TokenStore, client: RedisClient, config: Config, target: string) => Promise<number>): Promise<number> {
   const config = loadConfig(process.env, { requireRoutes: false, dotenv: true })
+  const target = redisTarget(config)
+  io.stderr.write(`portcullis: Redis ${target}, key prefix ${JSON.stringify(config.redisKeyPrefix)}\n`)
   const client = createRedisClient(config, { commandTimeoutMs: CLI_COMMAND_TIMEOUT_MS, connectionName: 'portcullis-cli' })
   // Errors are reported once, below; without a listener ioredis prints each retry on stderr.
   client.on('error', () => {})
@@ -169,43 +181,46 @@ async function withStore (fn: (store: TokenStore) => Promise<number>): Promise<n
     try {
       await waitUntilReady(client, CLI_CONNECT_TIMEOUT_MS)
     } catch (err) {
-      throw new RuntimeError(`cannot reach Redis at ${redisTarget(config)}: ${(err as Error).message}`)
+      throw new RuntimeError(`cannot reach Redis at ${target}: ${(err as Error).message}`)
     }
-    return await fn(new TokenStore(client, config.redisKeyPrefix, { defaultWindowSeconds: config.rateLimitWindowSeconds }))
+    return await fn(new TokenStore(client, config.redisKeyPrefix, { defaultWindowSeconds: config.rateLimitWindowSeconds }), client, config, target)
   } finally {
     if (client.status === 'ready') await client.quit().catch(() => client.disconnect())
     else client.disconnect()
   }
 }
 
-/** Host and port of the configured Redis, without credentials. */
-function redisTarget (config: Config): string {
-  if (config.redisClusterNodes !== null) return `cluster ${config.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`
-  try {
-    const u = new URL(config.redisUrl)
-    return `${u.protocol}//${u.host}${u.pathname.length > 1 ? u.pathname : ''}`
-  } catch {
-    return 'REDIS_URL'
-  }
+/** How many keys the database holds: for a single node; a Cluster has no cheap total (null). */
+async function databaseSize (client: RedisClient): Promise<number | null> {
+  return client instanceof Cluster ? null : await client.dbsize()
 }
 
+/** `tokens list`: the tokens on stdout; on stderr their count, so "none" and "the wrong Redis" differ. */
+async function list (store: TokenStore, client: RedisClient, config: Config, target: string, io: CliIo): Promise<number> {
+  const tokens = await store.list()
+  io.stdout.write(tokens.map((t) => JSON.stringify(t) + '\n').join(''))
+  const size = tokens.length === 0 ? await databaseSize(client) : null
+  const note = size === null ? '' : size === 0 ? '; the database is empty' : `; the database holds ${size} other key${size === 1 ? '' : 's'}`
+  io.stderr.write(`portcullis: ${tokens.length} token${tokens.length === 1 ? '' : 's'} under prefix ${JSON.stringify(config.redisKeyPrefix)} at ${target}${note}\n`)
+  return 0
+}
+
+const COMMANDS = ['create', 'import', 'list', 'show', 'revoke']
+
 /** `portcullis tokens <subcommand> …`; returns the exit code or throws UsageError/RuntimeError. */
-export async function tokensCommand (args: string[], io: CliIo, usage: string): Promise<number> {
+export async function tokensCommand (args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args
   switch (sub) {
-    case 'create': return await create(rest, io, usage)
-    case 'import': return await importCommand(rest, io, usage)
+    case 'create': return await create(rest, io)
+    case 'import': return await importCommand(rest, io)
     case 'list': {
-      if (parse(rest, help, []).values.help === true) { io.stdout.write(usage); return 0 }
-      return await withStore(async (store) => {
-        io.stdout.write((await store.list()).map((t) => JSON.stringify(t) + '\n').join(''))
-        return 0
-      })
+      if (parse(rest, help, []).values.help === true) { io.stdout.write(COMMAND_HELP.list ?? ''); return 0 }
+      return await withStore(io, async (store, client, config, target) => await list(store, client, config, target, io))
     }
     case 'show': {
       const { values, positionals } = parse(rest, help, ['ID'])
-      if (values.help === true) { io.stdout.write(usage); return 0 }
-      return await withStore(async (store) => {
+      if (values.help === true) { io.stdout.write(COMMAND_HELP.show ?? ''); return 0 }
+      return await withStore(io, async (store) => {
         const t = await store.show(positionals[0] as string)
         if (t === null) throw new RuntimeError('no token with that id')
         io.stdout.write(JSON.stringify(t, null, 2) + '\n')
@@ -214,8 +229,8 @@ export async function tokensCommand (args: string[], io: CliIo, usage: string): 
     }
     case 'revoke': {
       const { values, positionals } = parse(rest, help, ['ID_OR_KEY'])
-      if (values.help === true) { io.stdout.write(usage); return 0 }
-      return await withStore(async (store) => {
+      if (values.help === true) { io.stdout.write(COMMAND_HELP.revoke ?? ''); return 0 }
+      return await withStore(io, async (store) => {
         // The argument may be a plain api key: it is never echoed.
         if (!await store.revoke(positionals[0] as string)) throw new RuntimeError('no token with that id or key')
         io.stdout.write('revoked\n')
@@ -223,9 +238,11 @@ export async function tokensCommand (args: string[], io: CliIo, usage: string): 
       })
     }
     case '--help': case '-h': case 'help': case undefined:
-      (sub === undefined ? io.stderr : io.stdout).write(usage)
+      (sub === undefined ? io.stderr : io.stdout).write(TOKENS_USAGE)
       return sub === undefined ? 2 : 0
-    default:
-      throw new UsageError(`unknown tokens command ${JSON.stringify(sub)} (create, import, list, show, revoke)`)
+    default: {
+      const guess = nearest(sub, COMMANDS)
+      throw new UsageError(`unknown tokens command ${JSON.stringify(sub)} (${guess === null ? COMMANDS.join(', ') : `did you mean ${guess}?`})`)
+    }
   }
 }

@@ -1,32 +1,13 @@
-// `node bin/portcullis.js <command>` (SPEC §4). Exit codes: 0 done, 1 runtime failure (config,
+// `portcullis <command>` (docs/operations.md, the CLI). Exit codes: 0 done, 1 runtime failure (config,
 // Redis, not found), 2 bad arguments or input — and then nothing has been written.
 import { ConfigError } from './lib/config.js'
 import { TokenInputError } from './lib/token.js'
 import { tokensCommand, UsageError, RuntimeError, type CliIo } from './cli-tokens.js'
+import { USAGE } from './cli-help.js'
+import { nearest } from './lib/suggest.js'
 
 export type { CliIo }
-
-/** Top-level help; each `tokens` subcommand is listed with all its flags. */
-export const USAGE = `Usage: portcullis <command>
-
-Commands:
-  serve                                   run the gateway (configured by the environment)
-  tokens create --rate-limit N [--burst N] [--window-seconds N]
-                [--expires-at RFC3339 | --ttl 30d|12h|15m|45s]
-                --route PATTERN [--route PATTERN ...] [--name NAME]
-                                          create a token; prints it as JSON, with its api_key (shown once)
-  tokens import FILE|-                    store tokens from a JSON object or array (- = stdin);
-                                          all or nothing; prints their ids
-  tokens list                             one JSON line per token, without keys
-  tokens show ID                          one token as JSON; exit 1 if there is none
-  tokens revoke ID_OR_KEY                 revoke a token by id or by api key; exit 1 if there is none
-
-Route patterns: "/api/v1/users/*" (the path and everything below), "/api/*/users" (* = one
-segment), "GET,HEAD /api/v1/users/*" (only these methods; HEAD is not implied by GET).
-
-Redis comes from REDIS_URL / REDIS_CLUSTER_NODES / REDIS_KEY_PREFIX (a .env file is read too).
-Exit codes: 0 ok, 1 failure or not found, 2 bad arguments (nothing written).
-`
+export { USAGE }
 
 /** Runs one CLI invocation and returns its exit code; never calls process.exit. */
 export async function main (
@@ -50,9 +31,11 @@ export async function main (
         return 0
       }
       case 'tokens':
-        return await tokensCommand(rest, io, USAGE)
-      default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+        return await tokensCommand(rest, io)
+      default: {
+        const guess = nearest(command, ['serve', 'tokens'])
+        throw new UsageError(`unknown command ${JSON.stringify(command)}${guess === null ? '' : `; did you mean ${guess}?`}`)
+      }
     }
   } catch (err) {
     return report(err, io)

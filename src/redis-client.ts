@@ -5,6 +5,7 @@
  */
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis'
 import type { Config } from './lib/config.js'
+import { GCRA_COMMAND } from './lib/gcra.js'
 
 /** A single-node client or a Cluster client; the gateway uses only commands both support. */
 export type RedisClient = Redis | Cluster
@@ -23,6 +24,9 @@ const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
 export function createRedisClient (config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisCommandTimeoutMs'>, opts: ClientOptions = {}): RedisClient {
   const base: RedisOptions = {
     enableAutoPipelining: true,
+    // plugins/gate.ts coalesces its script calls itself, with a key count per call that
+    // auto-pipelining would misread as the first key (and on a Cluster group under a wrong slot).
+    autoPipeliningIgnoredCommands: [GCRA_COMMAND],
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: opts.commandTimeoutMs ?? config.redisCommandTimeoutMs,
@@ -39,6 +43,7 @@ export function createRedisClient (config: Pick<Config, 'redisUrl' | 'redisClust
     if (url.protocol === 'rediss:') redisOptions.tls = { servername: url.hostname }
     const clusterOptions: ClusterOptions = {
       enableAutoPipelining: true,
+      autoPipeliningIgnoredCommands: [GCRA_COMMAND],
       enableOfflineQueue: false,
       // Like maxRetriesPerRequest: 0 above: a command that meets a closed node connection or
       // CLUSTERDOWN fails at once. ioredis' defaults retry it every 100 ms up to maxRedirections

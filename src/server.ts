@@ -6,7 +6,12 @@ import cluster from 'node:cluster'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type Config } from './lib/config.js'
-import { createRedisClient, waitUntilReady, type RedisClient } from './redis-client.js'
+import { createRedisClient, type RedisClient } from './redis-client.js'
+import { waitForRedisAtStart } from './redis-start.js'
+import { redisTarget } from './lib/redis-target.js'
+import { startupSummary } from './lib/startup-summary.js'
+import { LOG_TIMESTAMP, logStream } from './log-stream.js'
+import { packageVersion } from './version.js'
 import { buildApp } from './app.js'
 import { startClusterMetrics } from './cluster-metrics.js'
 
@@ -27,23 +32,37 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void
   await runWorker(config)
 }
 
-/** Waits for Redis, however long it takes, logging every few seconds: a worker never listens without it. */
+/** Waits for Redis, however long it takes, warning with backoff: a worker never listens without it. */
 async function readyRedis (config: Config, log: Logger): Promise<RedisClient> {
   const client = createRedisClient(config)
-  client.on('error', () => {}) // the redis plugin logs state changes once the app exists
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await waitUntilReady(client, 5000)
-      return client
-    } catch (err) {
-      log.warn({ attempt, err: { message: (err as Error).message } }, 'waiting for Redis before listening')
-    }
-  }
+  client.on('error', () => {}) // src/redis-start.ts and then the redis plugin log what matters
+  await waitForRedisAtStart(client, redisTarget(config), log)
+  return client
+}
+
+/** The server's own logger (before the app exists, and the primary's): same format and times as the app's. */
+function serverLogger (config: Config): Logger {
+  // pino's err serializer turns any object into {type: "Object", stack: ""}; ours are already plain.
+  const serializers = { err: (e: unknown) => e instanceof Error ? pino.stdSerializers.err(e) : e }
+  return pino({ level: config.logLevel, timestamp: LOG_TIMESTAMP, serializers }, logStream(config.logFormat) ?? pino.destination(1))
+}
+
+/** A listen failure an operator can fix by configuration: one line naming PORT or HOST, exit 1. */
+function listenProblem (err: unknown, config: Config): string | null {
+  const e = err as NodeJS.ErrnoException & { port?: number }
+  const code = e.code
+  // The management listener's errors carry its port (plugins/management.ts listens after PORT).
+  const m = config.management !== null && e.port === config.management.port && e.port !== config.port ? config.management : null
+  const [port, host, where] = m === null ? ['PORT', 'HOST', `${config.host}:${config.port}`] : ['MANAGEMENT_PORT', 'MANAGEMENT_HOST', `${m.host}:${m.port}`]
+  if (code === 'EADDRINUSE') return `cannot listen on ${where}: the port is in use (${port})`
+  if (code === 'EACCES') return `cannot listen on ${where}: permission denied (${port} below 1024 needs privileges)`
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot listen on ${where}: no such local address (${host})`
+  return null
 }
 
 /** One gateway process: Redis ready → app built → listen → drain on a signal. */
 async function runWorker (config: Config): Promise<FastifyInstance> {
-  const log = pino({ level: config.logLevel })
+  const log = serverLogger(config)
   const redis = await readyRedis(config, log)
   const app = await buildApp(config, { redis })
   let stopping = false
@@ -68,14 +87,24 @@ async function runWorker (config: Config): Promise<FastifyInstance> {
   }
   process.once('SIGTERM', () => { stop('SIGTERM') })
   process.once('SIGINT', () => { stop('SIGINT') })
-  await app.listen({ port: config.port, host: config.host })
-  await app.management.listen() // MANAGEMENT_PORT: /metrics, /docs, /admin move there (plugins/management.ts)
+  let address: string
+  try {
+    address = await app.listen({ port: config.port, host: config.host })
+    await app.management.listen() // MANAGEMENT_PORT: /metrics, /docs, /admin move there (plugins/management.ts)
+  } catch (err) {
+    const problem = listenProblem(err, config)
+    if (problem === null) throw err
+    process.stderr.write(`portcullis: ${problem}\n`)
+    process.exit(1)
+  }
+  // WORKERS>1: the primary writes the start-up line once, when the first worker listens.
+  if (cluster.isPrimary) app.log.info(startupSummary(config, { version: packageVersion(), address }), 'portcullis started')
   return app
 }
 
 /** The primary of WORKERS>1: forks, restarts crashed workers, forwards the shutdown signal. */
 function runPrimary (config: Config): void {
-  const log = pino({ level: config.logLevel })
+  const log = serverLogger(config)
   let stopping = false
   let restarts = 0
   let uncleanWorkers = 0
@@ -83,6 +112,15 @@ function runPrimary (config: Config): void {
   const fork = (): void => { cluster.fork() }
   for (let i = 0; i < config.workers; i++) fork()
   log.info({ workers: config.workers }, 'primary started workers')
+  let announced = false
+  cluster.on('listening', (_worker, addr) => {
+    // The management listener is announced by its own line; this one is about the proxy port.
+    if (announced || (config.management !== null && addr.port === config.management.port)) return
+    announced = true
+    const host = addr.address ?? config.host
+    const address = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`
+    log.info(startupSummary(config, { version: packageVersion(), address }), 'portcullis started')
+  })
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       // A worker that ran out of grace (exit 1) makes the whole shutdown unclean, as with WORKERS=1.

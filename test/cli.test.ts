@@ -11,6 +11,9 @@ const seed = [
   { api_key: 'cli-seed-key-bbbbbbbbbbbb', rate_limit: 5, allowed_routes: ['GET /x'] }
 ]
 
+/** The line every command that talks to Redis starts its stderr with (masked, with the key prefix). */
+const TARGET = (url: string): string => `portcullis: Redis ${url}, key prefix "cli:"\n`
+
 test('the token CLI against a real Redis', async (t) => {
   const server = await new RedisServer().start()
   const r = server.client()
@@ -26,7 +29,7 @@ test('the token CLI against a real Redis', async (t) => {
   await t.test('create prints the record with its api_key; list, show, revoke', async (t) => {
     const c = await runCli(['tokens', 'create', '--rate-limit', '100', '--burst', '20', '--route', '/api/v1/users/*', '--route', 'GET,HEAD /api/v1/products/*', '--name', 'ci bot'])
     t.equal(c.code, 0, c.err)
-    t.equal(c.err, '')
+    t.equal(c.err, TARGET(server.url), 'stderr names the Redis and the key prefix')
     const token = JSON.parse(c.out)
     t.match(token, { api_key: /^pc_[A-Za-z0-9_-]{32}$/, id: /^tok_/, name: 'ci bot', rate_limit: 100, burst: 20, window_seconds: 60, expires_at: null, allowed_routes: ['/api/v1/users/*', 'GET,HEAD /api/v1/products/*'] })
     t.equal(await r.hget(`cli:{${digestApiKey(token.api_key)}}:token`, 'id'), token.id, 'stored under the key digest')
@@ -38,6 +41,7 @@ test('the token CLI against a real Redis', async (t) => {
 
     const list = await runCli(['tokens', 'list'])
     t.equal(list.code, 0)
+    t.equal(list.err, TARGET(server.url) + `portcullis: 2 tokens under prefix "cli:" at ${server.url}\n`)
     const lines = list.out.trimEnd().split('\n')
     t.equal(lines.length, 2, 'one JSON line per token')
     t.same(lines.map((l) => JSON.parse(l).id).sort(), [token.id, JSON.parse(ttl.out).id].sort())
@@ -48,9 +52,9 @@ test('the token CLI against a real Redis', async (t) => {
     const { api_key: key, ...pub } = token
     t.same(JSON.parse(show.out), pub)
     t.notOk(show.out.includes(key))
-    t.same(await runCli(['tokens', 'show', 'tok_nothere']), { code: 1, out: '', err: 'portcullis: no token with that id\n' })
+    t.same(await runCli(['tokens', 'show', 'tok_nothere']), { code: 1, out: '', err: TARGET(server.url) + 'portcullis: no token with that id\n' })
 
-    t.same(await runCli(['tokens', 'revoke', token.id]), { code: 0, out: 'revoked\n', err: '' })
+    t.same(await runCli(['tokens', 'revoke', token.id]), { code: 0, out: 'revoked\n', err: TARGET(server.url) })
     t.equal((await runCli(['tokens', 'revoke', token.id])).code, 1, 'already revoked')
     t.equal((await runCli(['tokens', 'show', token.id])).code, 1)
     const byKey = await runCli(['tokens', 'revoke', JSON.parse(ttl.out).api_key])
@@ -58,7 +62,22 @@ test('the token CLI against a real Redis', async (t) => {
     const missingKey = await runCli(['tokens', 'revoke', 'pc_never-issued-key-123456'])
     t.equal(missingKey.code, 1)
     t.notOk(missingKey.err.includes('pc_never-issued-key-123456'), 'a key given on the command line is not echoed')
-    t.equal((await runCli(['tokens', 'list'])).out, '')
+    await r.set('another-app:key', '1')
+    const empty = await runCli(['tokens', 'list'])
+    t.equal(empty.out, '')
+    t.equal(empty.err, TARGET(server.url) + `portcullis: 0 tokens under prefix "cli:" at ${server.url}; the database holds 1 other key\n`, 'an empty list says so on stderr')
+    await r.del('another-app:key')
+
+    // The wrong Redis (an empty one): not silently the same as "no tokens".
+    const other = await new RedisServer().start()
+    process.env.REDIS_URL = other.url
+    try {
+      const wrong = await runCli(['tokens', 'list'])
+      t.same(wrong, { code: 0, out: '', err: `portcullis: Redis ${other.url}, key prefix "cli:"\nportcullis: 0 tokens under prefix "cli:" at ${other.url}; the database is empty\n` })
+    } finally {
+      process.env.REDIS_URL = server.url
+      await other.close()
+    }
   })
 
   await t.test('import from a file and from stdin; all-or-nothing', async (t) => {
@@ -73,7 +92,7 @@ test('the token CLI against a real Redis', async (t) => {
     t.equal(ids.length, 2)
 
     const one = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[0], rate_limit: 7 }))
-    t.same(one, { code: 0, out: 'seed-a\n', err: '' }, 'stdin, one object: an edit of seed-a')
+    t.same(one, { code: 0, out: 'seed-a\n', err: TARGET(server.url) }, 'stdin, one object: an edit of seed-a')
     t.equal(JSON.parse((await runCli(['tokens', 'show', 'seed-a'])).out).rate_limit, 7)
 
     const before = await r.dbsize()
@@ -87,7 +106,7 @@ test('the token CLI against a real Redis', async (t) => {
     t.equal(JSON.parse((await runCli(['tokens', 'show', 'seed-a'])).out).rate_limit, 7, 'the good record was not written either')
 
     const conflict = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[1], api_key: 'a-different-key-000000', id: 'seed-a' }))
-    t.same(conflict, { code: 2, out: '', err: 'portcullis: record 1 (id seed-a): id seed-a already belongs to another token; nothing written\n' })
+    t.same(conflict, { code: 2, out: '', err: TARGET(server.url) + 'portcullis: record 1 (id seed-a): id seed-a already belongs to another token; nothing written\n' })
     t.equal(await r.dbsize(), before)
   })
 
@@ -100,8 +119,14 @@ test('the token CLI against a real Redis', async (t) => {
     const cases: Array<[string[], RegExp]> = [
       [['bogus'], /unknown command "bogus"/],
       [['serve', 'now'], /serve takes no arguments/],
-      [['tokens', 'frob'], /unknown tokens command "frob"/],
-      [['tokens', 'create', ...ok, '--rate', '5'], /Unknown option '--rate'/],
+      [['tokens', 'frob'], /unknown tokens command "frob" \(create, import, list, show, revoke\)/],
+      [['tokens', 'lsit'], /unknown tokens command "lsit" \(did you mean list\?\)/],
+      [['token', 'list'], /unknown command "token"; did you mean tokens\?/],
+      [['tokens', 'create', ...ok, '--rate', '5'], /Unknown option '--rate'; did you mean --rate-limit\?/],
+      [['tokens', 'create', ...ok, '--brust', '5'], /Unknown option '--brust'; did you mean --burst\?/],
+      [['tokens', 'create', ...ok, '--routes', '/a'], /Unknown option '--routes'; did you mean --route\?/],
+      [['tokens', 'create', ...ok, '--expires=2030-01-01T00:00:00Z'], /Unknown option '--expires'; did you mean --expires-at\?/],
+      [['tokens', 'show', 'x', '--hlep'], /Unknown option '--hlep'; did you mean --help\?/],
       [['tokens', 'create', '--route', '/*', '--rate-limit'], /'--rate-limit <value>' argument missing/],
       [['tokens', 'create', '--route', '/*', '--name', '--rate-limit', '5'], /'--name' argument is ambiguous/],
       [['tokens', 'create', '--route', '/*', '--rate-limit', 'ten'], /--rate-limit must be a whole number, got "ten"/],
@@ -130,7 +155,7 @@ test('the token CLI against a real Redis', async (t) => {
       [['tokens', 'show'], /missing ID/],
       [['tokens', 'show', 'a', 'b'], /unexpected argument "b"/],
       [['tokens', 'revoke'], /missing ID_OR_KEY/],
-      [['tokens', 'revoke', '--all'], /Unknown option '--all'/]
+      [['tokens', 'revoke', '--all'], /^portcullis: Unknown option '--all' \(see/]
     ]
     await runCli(['tokens', 'create', ...ok])
     const before = await r.dbsize()
@@ -167,15 +192,49 @@ test('the token CLI against a real Redis', async (t) => {
   })
 
   await t.test('help and usage', async (t) => {
-    for (const argv of [['--help'], ['-h'], ['help'], ['tokens', '--help'], ['tokens', 'create', '--help'], ['tokens', 'import', '-h'], ['tokens', 'show', '--help'], ['tokens', 'list', '--help'], ['tokens', 'revoke', '--help'], ['serve', '--help']]) {
+    for (const argv of [['--help'], ['-h'], ['help'], ['serve', '--help']]) {
       const res = await runCli(argv)
       t.equal(res.code, 0, argv.join(' '))
       t.match(res.out, /^Usage: portcullis <command>/)
+      t.match(res.out, 'portcullis tokens <command> --help')
     }
+    for (const argv of [['tokens', '--help'], ['tokens', 'help'], ['tokens', '-h']]) {
+      const res = await runCli(argv)
+      t.equal(res.code, 0, argv.join(' '))
+      t.match(res.out, /^Usage: portcullis tokens <command> \[options\]/)
+    }
+    // Each command its own usage, options and example; none touches Redis.
+    const expected: Record<string, RegExp[]> = {
+      create: [/--rate-limit N\s+requests per window/, /--burst N/, /--window-seconds N/, /--expires-at TIME/, /--ttl DURATION/, /--route PATTERN/, /--name NAME/, /Example:\n {2}portcullis tokens create /],
+      import: [/File format/, /"api_key": "pc_/, /"allowed_routes": \[/, /Examples:\n {2}portcullis tokens import seed\.json/],
+      list: [/Example:\n {2}portcullis tokens list/, /stderr/],
+      show: [/Example:\n {2}portcullis tokens show tok_/],
+      revoke: [/Example:\n {2}portcullis tokens revoke tok_/]
+    }
+    const seen = new Set<string>()
+    for (const [command, wants] of Object.entries(expected)) {
+      for (const flag of ['--help', '-h']) {
+        const res = await runCli(['tokens', command, flag])
+        t.equal(res.code, 0, `${command} ${flag}`)
+        t.equal(res.err, '', `${command} ${flag}: nothing on stderr, Redis not contacted`)
+        t.match(res.out, new RegExp(`^Usage: portcullis tokens ${command}\\b`), `${command} ${flag}: its own usage`)
+        for (const w of wants) t.match(res.out, w, `${command}: ${String(w)}`)
+        seen.add(res.out)
+      }
+    }
+    t.equal(seen.size, 5, 'five different help texts')
     const none = await runCli([])
     t.equal(none.code, 2)
     t.match(none.err, /^Usage:/)
     t.equal((await runCli(['tokens'])).code, 2)
+  })
+
+  await t.test('the import example of the help is a valid import', async (t) => {
+    await r.flushdb()
+    const help = (await runCli(['tokens', 'import', '--help'])).out
+    const example = /File format[^\n]*\n([\s\S]*?\n {2}\])\n/.exec(help)?.[1] ?? ''
+    const res = await runCli(['tokens', 'import', '-'], example)
+    t.same(res, { code: 0, out: 'alice\n', err: TARGET(server.url) }, res.err)
   })
 
   await t.test('configuration errors and an unreachable Redis: exit 1, one clear line, no hang', async (t) => {
@@ -189,7 +248,7 @@ test('the token CLI against a real Redis', async (t) => {
     const started = Date.now()
     const down = await runCli(['tokens', 'create', '--rate-limit', '5', '--route', '/*'])
     t.equal(down.code, 1)
-    t.match(down.err, /^portcullis: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/0: [^\n]+\n$/)
+    t.match(down.err, /^portcullis: Redis redis:\/\/user:\*\*\*@127\.0\.0\.1:\d+\/0, key prefix "cli:"\nportcullis: cannot reach Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:\d+\/0: [^\n]+\n$/)
     t.notOk(down.err.includes('s3cret-pass'), 'the password is not shown')
     t.ok(Date.now() - started < 10_000, 'fails within the connect timeout')
     t.equal((await runCli(['tokens', 'create', '--rate-limit', '0', '--route', '/*'])).code, 2, 'arguments are checked before connecting')

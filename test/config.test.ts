@@ -18,13 +18,18 @@ t.test('defaults', async (t) => {
     routes: [{ prefix: '/api', upstream: 'http://127.0.0.1:3001', timeoutMs: 30000 }],
     rateLimitWindowSeconds: 60,
     upstreamTimeoutMs: 30000,
+    clientBodyTimeoutMs: 30000,
+    upstreamMaxConnections: 512,
+    maxInFlightPerToken: 256,
     circuit: { failureThreshold: 5, cooldownMs: 10000 },
     adminToken: null,
     logLevel: 'info',
+    logFormat: 'json',
     trustProxy: false,
     workers: 1,
     shutdownGraceMs: 10000,
-    pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 }
+    pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 },
+    websocket: { idleTimeoutMs: 300000, recheckSeconds: 30 }
   } satisfies Config)
   t.same(loadConfig({}, { requireRoutes: false }).routes, [], 'the token CLI needs no ROUTES')
   t.same(loadConfig({ ROUTES: R, UNKNOWN_THING: 'x', npm_config_x: 'y' }).port, 8080, 'unknown variables are ignored')
@@ -44,7 +49,9 @@ t.test('values are read and converted', async (t) => {
     WORKERS: '3',
     SHUTDOWN_GRACE_MS: '500',
     CIRCUIT_FAILURE_THRESHOLD: '3',
-    CIRCUIT_COOLDOWN_MS: '500'
+    CIRCUIT_COOLDOWN_MS: '500',
+    WEBSOCKET_IDLE_TIMEOUT_MS: '60000',
+    WEBSOCKET_RECHECK_SECONDS: '5'
   })
   t.match(c, {
     port: 9090,
@@ -57,11 +64,15 @@ t.test('values are read and converted', async (t) => {
     logLevel: 'warn',
     workers: 3,
     shutdownGraceMs: 500,
-    circuit: { failureThreshold: 3, cooldownMs: 500 }
+    circuit: { failureThreshold: 3, cooldownMs: 500 },
+    websocket: { idleTimeoutMs: 60000, recheckSeconds: 5 }
   })
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
   t.same(loadConfig({ ROUTES: R, CIRCUIT_FAILURE_THRESHOLD: '0' }).circuit, { failureThreshold: 0, cooldownMs: 10000 }, '0 turns the breaker off')
+  t.match(loadConfig({ ROUTES: R, CLIENT_BODY_TIMEOUT_MS: '5000', UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '16' }),
+    { clientBodyTimeoutMs: 5000, upstreamMaxConnections: 64, maxInFlightPerToken: 16 })
+  t.equal(loadConfig({ ROUTES: R, UPSTREAM_MAX_CONNECTIONS: '1', MAX_IN_FLIGHT_PER_TOKEN: '0' }).maxInFlightPerToken, 0, '0 turns the bound off, whatever the pool')
 })
 
 t.test('MANAGEMENT_PORT and MANAGEMENT_HOST', async (t) => {
@@ -158,8 +169,29 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['WORKERS=0', { WORKERS: '0' }, 'WORKERS', /positive integer or "auto"/],
   ['WORKERS=two', { WORKERS: 'two' }, 'WORKERS', /positive integer or "auto"/],
   ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
-  ['REDIS_URL=http://', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /rediss\?/],
-  ['REDIS_KEY_PREFIX with a hash tag', { REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX', /pattern/],
+  ['REDIS_URL=http://', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /must start with redis:\/\/ or rediss:\/\//],
+  ['REDIS_URL port with a letter O', { REDIS_URL: 'redis://127.0.0.1:2O379' }, 'REDIS_URL', /is not a valid URL: "redis:\/\/127\.0\.0\.1:2O379"/],
+  ['REDIS_URL port too big', { REDIS_URL: 'redis://127.0.0.1:70000' }, 'REDIS_URL', /is not a valid URL/],
+  ['REDIS_URL bad, password masked', { REDIS_URL: 'redis://u:hunter2@h:x' }, 'REDIS_URL', /"redis:\/\/u:\*\*\*@h:x"/],
+  ['REDIS_URL without host', { REDIS_URL: 'redis://' }, 'REDIS_URL', /not a valid URL|has no host/],
+  ['REDIS_URL with a path', { REDIS_URL: 'redis://h:6379/cache' }, 'REDIS_URL', /not a database number/],
+  ['REDIS_KEY_PREFIX with a hash tag', { REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX', /must not contain \{, \} or whitespace/],
+  ['REDIS_KEY_PREFIX with a space', { REDIS_KEY_PREFIX: 'a b' }, 'REDIS_KEY_PREFIX', /whitespace/],
+  ['REDIS_COMMAND_TIMEOUT_MS=0', { REDIS_COMMAND_TIMEOUT_MS: '0' }, 'REDIS_COMMAND_TIMEOUT_MS', />= 1/],
+  ['REDIS_COMMAND_TIMEOUT_MS=fast', { REDIS_COMMAND_TIMEOUT_MS: 'fast' }, 'REDIS_COMMAND_TIMEOUT_MS', /integer/],
+  ['HOST empty', { HOST: '' }, 'HOST', /fewer than 1/],
+  ['PORT empty', { PORT: '' }, 'PORT', /integer/],
+  ['PORT=-1', { PORT: '-1' }, 'PORT', />= 0/],
+  ['LOG_FORMAT=text', { LOG_FORMAT: 'text' }, 'LOG_FORMAT', /must be one of json, pretty$/],
+  ['LOG_LEVEL=INFO', { LOG_LEVEL: 'INFO' }, 'LOG_LEVEL', /one of fatal/],
+  ['ADMIN_TOKEN with a space', { ADMIN_TOKEN: 'a long admin token with spaces' }, 'ADMIN_TOKEN', /printable ASCII without spaces/],
+  ['RATE_LIMIT_WINDOW_SECONDS=0', { RATE_LIMIT_WINDOW_SECONDS: '0' }, 'RATE_LIMIT_WINDOW_SECONDS', />= 1/],
+  ['PRESSURE_MAX_EVENT_LOOP_DELAY_MS=-5', { PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '-5' }, 'PRESSURE_MAX_EVENT_LOOP_DELAY_MS', />= 0/],
+  ['PRESSURE_MAX_EVENT_LOOP_UTILIZATION=2', { PRESSURE_MAX_EVENT_LOOP_UTILIZATION: '2' }, 'PRESSURE_MAX_EVENT_LOOP_UTILIZATION', /<= 1/],
+  ['PRESSURE_MAX_EVENT_LOOP_UTILIZATION=most', { PRESSURE_MAX_EVENT_LOOP_UTILIZATION: 'most' }, 'PRESSURE_MAX_EVENT_LOOP_UTILIZATION', /number/],
+  ['PRESSURE_MAX_HEAP_USED_BYTES=1GB', { PRESSURE_MAX_HEAP_USED_BYTES: '1GB' }, 'PRESSURE_MAX_HEAP_USED_BYTES', /integer/],
+  ['PRESSURE_MAX_RSS_BYTES=-1', { PRESSURE_MAX_RSS_BYTES: '-1' }, 'PRESSURE_MAX_RSS_BYTES', />= 0/],
+  ['SHUTDOWN_GRACE_MS=soon', { SHUTDOWN_GRACE_MS: 'soon' }, 'SHUTDOWN_GRACE_MS', /integer/],
   ['SHUTDOWN_GRACE_MS=-1', { SHUTDOWN_GRACE_MS: '-1' }, 'SHUTDOWN_GRACE_MS', />= 0/],
   ['UPSTREAM_TIMEOUT_MS=0', { UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS', />= 1/],
   ['CIRCUIT_FAILURE_THRESHOLD=-1', { CIRCUIT_FAILURE_THRESHOLD: '-1' }, 'CIRCUIT_FAILURE_THRESHOLD', />= 0/],
@@ -176,7 +208,21 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['REDIS_CLUSTER_NODES without port', { REDIS_CLUSTER_NODES: 'redis-0' }, 'REDIS_CLUSTER_NODES', /host:port/],
   ['REDIS_CLUSTER_NODES port 0', { REDIS_CLUSTER_NODES: 'a:7000,b:0' }, 'REDIS_CLUSTER_NODES', /"b:0"/],
   ['REDIS_CLUSTER_NODES port 70000', { REDIS_CLUSTER_NODES: 'a:70000' }, 'REDIS_CLUSTER_NODES', /host:port/],
-  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/]
+  ['WEBSOCKET_IDLE_TIMEOUT_MS=0', { WEBSOCKET_IDLE_TIMEOUT_MS: '0' }, 'WEBSOCKET_IDLE_TIMEOUT_MS', />= 1/],
+  ['WEBSOCKET_IDLE_TIMEOUT_MS=5m', { WEBSOCKET_IDLE_TIMEOUT_MS: '5m' }, 'WEBSOCKET_IDLE_TIMEOUT_MS', /integer/],
+  ['WEBSOCKET_IDLE_TIMEOUT_MS over a timer', { WEBSOCKET_IDLE_TIMEOUT_MS: '2147483648' }, 'WEBSOCKET_IDLE_TIMEOUT_MS', /<= 2147483647/],
+  ['WEBSOCKET_RECHECK_SECONDS=0', { WEBSOCKET_RECHECK_SECONDS: '0' }, 'WEBSOCKET_RECHECK_SECONDS', />= 1/],
+  ['WEBSOCKET_RECHECK_SECONDS=0.5', { WEBSOCKET_RECHECK_SECONDS: '0.5' }, 'WEBSOCKET_RECHECK_SECONDS', /integer/],
+  ['WEBSOCKET_RECHECK_SECONDS over a day', { WEBSOCKET_RECHECK_SECONDS: '86401' }, 'WEBSOCKET_RECHECK_SECONDS', /<= 86400/],
+  ['REDIS_CLUSTER_NODES empty entry', { REDIS_CLUSTER_NODES: 'a:1,,b:2' }, 'REDIS_CLUSTER_NODES', /host:port/],
+  ['CLIENT_BODY_TIMEOUT_MS=0', { CLIENT_BODY_TIMEOUT_MS: '0' }, 'CLIENT_BODY_TIMEOUT_MS', />= 1/],
+  ['CLIENT_BODY_TIMEOUT_MS=30s', { CLIENT_BODY_TIMEOUT_MS: '30s' }, 'CLIENT_BODY_TIMEOUT_MS', /integer/],
+  ['UPSTREAM_MAX_CONNECTIONS=0', { UPSTREAM_MAX_CONNECTIONS: '0' }, 'UPSTREAM_MAX_CONNECTIONS', />= 1/],
+  ['UPSTREAM_MAX_CONNECTIONS=many', { UPSTREAM_MAX_CONNECTIONS: 'many' }, 'UPSTREAM_MAX_CONNECTIONS', /integer/],
+  ['MAX_IN_FLIGHT_PER_TOKEN=-1', { MAX_IN_FLIGHT_PER_TOKEN: '-1' }, 'MAX_IN_FLIGHT_PER_TOKEN', />= 0/],
+  ['MAX_IN_FLIGHT_PER_TOKEN=1.5', { MAX_IN_FLIGHT_PER_TOKEN: '1.5' }, 'MAX_IN_FLIGHT_PER_TOKEN', /integer/],
+  ['MAX_IN_FLIGHT_PER_TOKEN not below the pool', { UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '64' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(64\)/],
+  ['default MAX_IN_FLIGHT_PER_TOKEN above a small pool', { UPSTREAM_MAX_CONNECTIONS: '100' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(100\).*or 0/]
 ]
 
 t.test(`${INVALID.length} invalid configurations, each a ConfigError naming its variable`, async (t) => {
@@ -201,9 +247,12 @@ t.test('serve with a bad environment exits 1 with one stderr line naming the var
     [{ ROUTES: R, PORT: 'abc' }, 'PORT'],
     [{}, 'ROUTES'],
     [{ ROUTES: '/healthz=http://127.0.0.1:1' }, 'ROUTES'],
-    [{ ROUTES: R, LOG_LEVEL: 'loud' }, 'LOG_LEVEL']
+    [{ ROUTES: R, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ ROUTES: R, REDIS_URL: 'redis://127.0.0.1:2O379' }, 'REDIS_URL'],
+    [{ ROUTES: R, LOG_FORMAT: 'yaml' }, 'LOG_FORMAT']
   ]
-  await Promise.all(cases.map(async ([env, variable]) => {
+  // One after the other: six Node processes at once on a loaded 2-core machine took over 20 s.
+  for (const [env, variable] of cases) {
     const p = spawnServe({ REDIS_URL: 'redis://127.0.0.1:1', ...env })
     const exit = await exitWithin(p, 20_000)
     if (exit === null) p.proc.kill('SIGKILL')
@@ -212,5 +261,5 @@ t.test('serve with a bad environment exits 1 with one stderr line naming the var
     t.equal(lines.length, 1, `${variable}: exactly one stderr line (${JSON.stringify(p.stderr())})`)
     t.match(lines[0], new RegExp(`\\b${variable}\\b`), `${variable}: the line names the variable`)
     t.equal(p.stdout(), '', `${variable}: nothing on stdout`)
-  }))
+  }
 })

@@ -1,4 +1,4 @@
-// `npm run demo` (SPEC §1): runs the compiled dist/scripts/demo.js (`npm run build` first, as
+// `npm run demo`: runs the compiled dist/scripts/demo.js (`npm run build` first, as
 // `npm test` does), reads the curl lines it prints, runs them with undici, then Ctrl-C (SIGINT)
 // must stop everything it started and exit 0.
 import t from 'tap'
@@ -9,7 +9,7 @@ import { connect, createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
-import { freePort, sharedRedis } from './helpers/redis.js'
+import { freePort, sharedRedis, scanKeys } from './helpers/redis.js'
 import { CALM } from './helpers/gateway.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -18,8 +18,8 @@ const DEMO = fileURLToPath(new URL('../dist/scripts/demo.js', import.meta.url))
 interface Demo { proc: ChildProcess, out: string, err: () => string }
 
 /** Starts the demo and resolves with its banner (stdout up to the Ctrl-C line). */
-async function startDemo (env: Record<string, string>): Promise<Demo> {
-  const proc = spawn(process.execPath, [DEMO], { cwd: ROOT, env: { ...process.env, ...CALM, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+async function startDemo (env: Record<string, string>, args: string[] = []): Promise<Demo> {
+  const proc = spawn(process.execPath, [DEMO, ...args], { cwd: ROOT, env: { ...process.env, ...CALM, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
@@ -125,8 +125,7 @@ async function refuses (port: number): Promise<boolean> {
 if (!existsSync(DEMO)) {
   t.fail(`${DEMO} is missing: run \`npm run build\` first (npm test does)`)
 } else {
-  t.test('with no Redis at REDIS_URL: a private redis-server, the printed curl lines work, Ctrl-C stops it all', async (t) => {
-    const closedPort = await freePort()
+  t.test('by default: a private redis-server (no Redis at a default address is probed), the printed curl lines work, Ctrl-C stops it all', async (t) => {
     // Occupy the port the demo is told to use: it must fall back to a free one.
     const squatter = createServer()
     squatter.listen(0, '127.0.0.1')
@@ -134,7 +133,7 @@ if (!existsSync(DEMO)) {
     const taken = (squatter.address() as { port: number }).port
     t.teardown(() => { squatter.close() })
 
-    const demo = await startDemo({ REDIS_URL: `redis://127.0.0.1:${closedPort}`, PORT: String(taken) })
+    const demo = await startDemo({ REDIS_URL: '', PORT: String(taken) })
     t.teardown(() => { if (demo.proc.exitCode === null) demo.proc.kill('SIGKILL') })
     const redisM = /redis\s+redis:\/\/127\.0\.0\.1:(\d+) \(private redis-server, pid (\d+)/.exec(demo.out)
     t.ok(redisM, 'a private redis-server was started')
@@ -174,28 +173,54 @@ if (!existsSync(DEMO)) {
     t.equal(docsRes.statusCode, 200, '/docs')
     t.match(await docsRes.body.text(), /swagger/i)
 
+    t.notMatch(demo.err(), /6379|no Redis at/, 'no Redis at 127.0.0.1:6379 was tried')
+    t.notMatch(demo.out, /6379/)
+    const cli = demo.out.split('\n').find((l) => l.includes('portcullis tokens list')) ?? ''
+    t.match(cli.trim(), new RegExp(`^REDIS_URL=redis://127\\.0\\.0\\.1:${redisPort} REDIS_KEY_PREFIX=portcullis-demo: npx portcullis tokens list$`), 'the CLI line uses portcullis, not node bin/portcullis.js')
     const code = await interrupt(demo.proc)
     t.equal(code, 0, `exit 0 on SIGINT (stderr: ${demo.err().slice(-500)})`)
+    t.match(demo.err(), /demo: removed \d+ keys under portcullis-demo:/)
     t.ok(await refuses(redisPort), 'the private redis-server\'s port refuses')
     t.throws(() => process.kill(redisPid, 0), { code: 'ESRCH' }, 'and its process is gone')
     t.ok(await refuses(gwPort), 'the gateway is gone')
   })
 
-  t.test('with a Redis at REDIS_URL: it is used, under portcullis-demo:, and left clean', async (t) => {
-    const redis = await sharedRedis()
-    const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
-    t.teardown(async () => { r.disconnect(); await redis.close() })
-    const demo = await startDemo({ REDIS_URL: redis.url, PORT: '0' })
-    t.teardown(() => { if (demo.proc.exitCode === null) demo.proc.kill('SIGKILL') })
-    t.match(demo.out, `${redis.url} (REDIS_URL; keys under portcullis-demo:)`)
-    t.notMatch(demo.out, 'private redis-server')
-    const ok = await run(parseCurl(examples(demo.out).get('200') ?? ''))
-    t.equal(ok[0]?.status, 200)
-    const during = await r.keys('portcullis-demo:*')
-    t.ok(during.length >= 2, `the demo's keys are under its prefix (${during.join(', ')})`)
-    t.same(await r.keys('portcullis:*'), [], 'nothing under the default prefix')
-    t.equal(await interrupt(demo.proc), 0, 'exit 0 on SIGINT')
-    t.same(await r.keys('portcullis-demo:*'), [], 'the demo token was revoked on exit')
-    t.equal(await r.ping(), 'PONG', 'a Redis the demo did not start keeps running')
+  for (const how of ['REDIS_URL', '--redis-url'] as const) {
+    t.test(`with a Redis chosen by ${how}: it is used, under portcullis-demo:, and every key under it is removed on exit`, async (t) => {
+      const redis = await sharedRedis()
+      const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+      t.teardown(async () => { r.disconnect(); await redis.close() })
+      await r.set('another-program:key', 'keep me')
+      const demo = how === 'REDIS_URL'
+        ? await startDemo({ REDIS_URL: redis.url, PORT: '0' })
+        : await startDemo({ REDIS_URL: '', PORT: '0' }, ['--redis-url', redis.url])
+      t.teardown(() => { if (demo.proc.exitCode === null) demo.proc.kill('SIGKILL') })
+      t.match(demo.out, `${redis.url} (${how}; keys under portcullis-demo:, removed on exit)`)
+      t.notMatch(demo.out, 'private redis-server')
+      const ex = examples(demo.out)
+      t.equal((await run(parseCurl(ex.get('200') ?? '')))[0]?.status, 200)
+      // A token made through the printed admin line: the old demo left it behind.
+      const create = demo.out.split('\n').filter((l) => l.includes('-X POST') && l.includes('/admin/tokens')).map(parseCurl)[0] as Curl
+      const made = (await run(create))[0]
+      t.equal(made?.status, 201)
+      const during = await scanKeys(r, 'portcullis-demo:*')
+      t.ok(during.length >= 3, `the demo's keys are under its prefix (${during.join(', ')})`)
+      t.same(await scanKeys(r, 'portcullis:*'), [], 'nothing under the default prefix')
+      t.equal(await interrupt(demo.proc), 0, 'exit 0 on SIGINT')
+      t.same(await scanKeys(r, 'portcullis-demo:*'), [], 'no key under the prefix remains, the admin-made token included')
+      t.equal(await r.get('another-program:key'), 'keep me', 'other keys are untouched')
+      t.equal(await r.ping(), 'PONG', 'a Redis the demo did not start keeps running')
+    })
+  }
+
+  t.test('a chosen Redis that does not answer: exit 1 naming it (password masked), nothing started', async (t) => {
+    const port = await freePort()
+    const proc = spawn(process.execPath, [DEMO], { cwd: ROOT, env: { ...process.env, REDIS_URL: `redis://:pw-secret@127.0.0.1:${port}` }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+    const [code] = await once(proc, 'exit') as [number | null]
+    t.equal(code, 1)
+    t.match(err, `demo: no Redis answers at redis://:***@127.0.0.1:${port} (REDIS_URL)`)
+    t.notMatch(err, 'pw-secret')
   })
 }

@@ -9,10 +9,24 @@ import { isIP } from 'node:net'
 import type { RouteConfig } from './route-table.js'
 import { parseRoutes } from './routes-config.js'
 import { ConfigError } from './config-error.js'
+import { maskRedisUrl } from './redis-target.js'
 
 export { ConfigError }
 
-const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const LogLevel = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))
+/** LOG_FORMAT values: JSON lines for machines (default), one readable line per record for humans. */
+export const LOG_FORMATS = ['json', 'pretty'] as const
+const LogFormat = Type.Union(LOG_FORMATS.map((l) => Type.Literal(l)))
+/** Variables whose value is one of a list: Ajv's complaint ("must be equal to constant") names none. */
+const CHOICES: Record<string, readonly string[]> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS }
+/** What a `pattern` means, in words; Ajv would print the regular expression. */
+const PATTERN_MEANS: Record<string, string> = {
+  REDIS_URL: 'must start with redis:// or rediss://',
+  REDIS_KEY_PREFIX: 'must not contain {, } or whitespace (the gateway adds its own hash tags)',
+  ADMIN_TOKEN: 'must be printable ASCII without spaces',
+  WORKERS: 'must be a positive integer or "auto"'
+}
 
 /** The environment variables of SPEC §2, plus a few operational knobs documented in the README. */
 export const EnvSchema = Type.Object({
@@ -27,17 +41,23 @@ export const EnvSchema = Type.Object({
   ROUTES: Type.Optional(Type.String()),
   RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60 }),
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000 }),
+  CLIENT_BODY_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000 }),
+  UPSTREAM_MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 512 }),
+  MAX_IN_FLIGHT_PER_TOKEN: Type.Integer({ minimum: 0, default: 256 }),
   CIRCUIT_FAILURE_THRESHOLD: Type.Integer({ minimum: 0, default: 5 }),
   CIRCUIT_COOLDOWN_MS: Type.Integer({ minimum: 1, default: 10000 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, pattern: '^[\\x21-\\x7e]+$' })),
   LOG_LEVEL: Type.Unsafe<string>({ ...LogLevel, default: 'info' }),
+  LOG_FORMAT: Type.Unsafe<'json' | 'pretty'>({ ...LogFormat, default: 'json' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
   WORKERS: Type.String({ default: '1', pattern: '^(auto|[1-9][0-9]{0,2})$' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000 }),
   PRESSURE_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
   PRESSURE_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
-  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 })
+  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  WEBSOCKET_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 2147483647, default: 300000 }),
+  WEBSOCKET_RECHECK_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 30 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -54,10 +74,18 @@ export interface Config {
   routes: RouteConfig[]
   rateLimitWindowSeconds: number
   upstreamTimeoutMs: number
+  /** No request body byte for this long: the upstream request is aborted, the client gets 408. */
+  clientBodyTimeoutMs: number
+  /** Connections per upstream origin (one pool per origin, per worker). */
+  upstreamMaxConnections: number
+  /** Requests one token may have in flight on this process; 0 = no bound. */
+  maxInFlightPerToken: number
   /** Defaults of every route's breaker; a JSON ROUTES entry may override them. */
   circuit: { failureThreshold: number, cooldownMs: number }
   adminToken: string | null
   logLevel: string
+  /** `json` (one JSON object per line) or `pretty` (for a terminal); both carry ISO 8601 times. */
+  logFormat: 'json' | 'pretty'
   trustProxy: boolean | number | string[]
   workers: number
   shutdownGraceMs: number
@@ -67,6 +95,8 @@ export interface Config {
     maxHeapUsedBytes: number
     maxRssBytes: number
   }
+  /** WebSocket tunnels: closed after this long without a byte either way; token re-checked this often. */
+  websocket: { idleTimeoutMs: number, recheckSeconds: number }
 }
 
 export interface LoadOptions {
@@ -92,20 +122,28 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
   if (requireRoutes && (e.ROUTES === undefined || e.ROUTES.trim() === '')) {
     throw new ConfigError('ROUTES', 'is required: e.g. ROUTES=/api/v1/users=http://127.0.0.1:3001')
   }
+  // One token must not be able to hold every connection of a route's pool (docs/configuration.md).
+  if (e.MAX_IN_FLIGHT_PER_TOKEN >= e.UPSTREAM_MAX_CONNECTIONS) {
+    throw new ConfigError('MAX_IN_FLIGHT_PER_TOKEN', `must be below UPSTREAM_MAX_CONNECTIONS (${e.UPSTREAM_MAX_CONNECTIONS}), so one token cannot fill an upstream's pool, or 0 for no bound`)
+  }
   return {
     port: e.PORT,
     host: e.HOST,
     management: parseManagement(e),
-    redisUrl: e.REDIS_URL,
+    redisUrl: checkRedisUrl(e.REDIS_URL),
     redisClusterNodes: parseClusterNodes(e.REDIS_CLUSTER_NODES),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     routes: e.ROUTES === undefined || e.ROUTES.trim() === '' ? [] : parseRoutes(e.ROUTES, e.UPSTREAM_TIMEOUT_MS),
     rateLimitWindowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    clientBodyTimeoutMs: e.CLIENT_BODY_TIMEOUT_MS,
+    upstreamMaxConnections: e.UPSTREAM_MAX_CONNECTIONS,
+    maxInFlightPerToken: e.MAX_IN_FLIGHT_PER_TOKEN,
     circuit: { failureThreshold: e.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: e.CIRCUIT_COOLDOWN_MS },
     adminToken: e.ADMIN_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     workers: e.WORKERS === 'auto' ? availableParallelism() : Number(e.WORKERS),
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
@@ -114,7 +152,8 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
       maxEventLoopUtilization: e.PRESSURE_MAX_EVENT_LOOP_UTILIZATION,
       maxHeapUsedBytes: e.PRESSURE_MAX_HEAP_USED_BYTES,
       maxRssBytes: e.PRESSURE_MAX_RSS_BYTES
-    }
+    },
+    websocket: { idleTimeoutMs: e.WEBSOCKET_IDLE_TIMEOUT_MS, recheckSeconds: e.WEBSOCKET_RECHECK_SECONDS }
   }
 }
 
@@ -126,12 +165,14 @@ function fromAjv (err: unknown): ConfigError {
   const variable = first.keyword === 'required'
     ? String(first.params?.missingProperty)
     : (first.instancePath ?? '').replace(/^\//, '') || 'configuration'
-  // LOG_LEVEL is a union of literals: Ajv's first complaint is "must be equal to constant".
+  // A union of literals: Ajv's first complaint is "must be equal to constant", for any variable.
   if (first.keyword === 'enum' || first.keyword === 'anyOf' || first.keyword === 'const') {
-    return new ConfigError(variable, 'must be one of fatal, error, warn, info, debug, trace, silent')
+    return new ConfigError(variable, `must be one of ${(CHOICES[variable] ?? []).join(', ')}`)
   }
-  const extra = first.keyword === 'pattern' && variable === 'WORKERS' ? ' (a positive integer or "auto")' : ''
-  return new ConfigError(variable, `${first.message ?? 'is invalid'}${extra}`)
+  if (first.keyword === 'pattern' && PATTERN_MEANS[variable] !== undefined) {
+    return new ConfigError(variable, PATTERN_MEANS[variable])
+  }
+  return new ConfigError(variable, first.message ?? 'is invalid')
 }
 
 /** MANAGEMENT_PORT set → its listener; it may not share PORT (0 = any free port, for tests). */
@@ -141,6 +182,25 @@ function parseManagement (e: Env): Config['management'] {
     throw new ConfigError('MANAGEMENT_PORT', `must differ from PORT (${e.PORT}): the management listener is a separate port`)
   }
   return { port: e.MANAGEMENT_PORT, host: e.MANAGEMENT_HOST }
+}
+
+/**
+ * REDIS_URL must be a URL ioredis can use: checked here, or a typo (`2O379` with a letter O) would
+ * surface later as a bare "Invalid URL" naming nothing. The value is quoted with its password masked.
+ */
+function checkRedisUrl (raw: string): string {
+  const shown = JSON.stringify(maskRedisUrl(raw))
+  let u: URL
+  try {
+    u = new URL(raw)
+  } catch {
+    throw new ConfigError('REDIS_URL', `is not a valid URL: ${shown}; expected redis[s]://[user:password@]host[:port][/db]`)
+  }
+  if (u.hostname === '') throw new ConfigError('REDIS_URL', `has no host: ${shown}`)
+  if (!/^(\/|\/\d{1,5})?$/.test(u.pathname)) {
+    throw new ConfigError('REDIS_URL', `has a path that is not a database number: ${shown}; expected /0, /1 …`)
+  }
+  return raw
 }
 
 /** `host:port,host:port` → nodes; unset or empty → null (use REDIS_URL). */

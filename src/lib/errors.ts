@@ -31,6 +31,7 @@ const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', 'The admin API needs
 const NotFound = createError('NOT_FOUND', '%s', 404)
 const TokenNotFound = createError('TOKEN_NOT_FOUND', 'No token with this id', 404)
 const BadRequest = createError('BAD_REQUEST', '%s', 400)
+const ConcurrencyLimited = createError('CONCURRENCY_LIMITED', 'This token already has %d requests in flight on this gateway; retry in 1 s', 429)
 const Internal = createError('INTERNAL_ERROR', 'Internal Server Error', 500)
 const PayloadTooLarge = createError('PAYLOAD_TOO_LARGE', 'The request body is too large', 413)
 const HeadersTooLarge = createError('HEADERS_TOO_LARGE', 'The request line and headers are too large', 431)
@@ -100,8 +101,18 @@ export const unsupportedMediaType = (): GatewayError => new UnsupportedMediaType
 export const requestTimeout = (what: string): GatewayError => new RequestTimeout(what)
 /** 417: an Expect value other than 100-continue. */
 export const expectationFailed = (): GatewayError => new ExpectationFailed()
+/** 408: no request body byte for CLIENT_BODY_TIMEOUT_MS; the upstream request was aborted. */
+export const bodyIdleTimeout = (idleMs: number): GatewayError => new RequestTimeout(`No request body byte arrived for ${idleMs} ms`)
+/** 429: the token holds MAX_IN_FLIGHT_PER_TOKEN requests on this instance already; refused before any body byte is read. */
+export const concurrencyLimited = (limit: number): GatewayError =>
+  withHeaders(new ConcurrencyLimited(limit), { 'retry-after': '1' })
 /** 500 that reveals nothing about its cause. */
 export const internalError = (): GatewayError => new Internal()
+
+/** The JSON body of an answer the gateway makes itself: `{statusCode, code, error, message}`. */
+export function errorBody (err: GatewayError): { statusCode: number, code: string, error: string, message: string } {
+  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
+}
 
 /** True for errors made by this module (or shaped like them), which are safe to show to clients. */
 export function isGatewayError (err: unknown): err is GatewayError {
@@ -113,9 +124,4 @@ const GATEWAY_CODES = new Set(['BAD_PATH', 'ROUTE_NOT_FOUND', 'TOKEN_MISSING', '
   'ROUTE_FORBIDDEN', 'RATE_LIMITED', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'STORE_UNAVAILABLE',
   'CIRCUIT_OPEN', 'UNDER_PRESSURE', 'ADMIN_UNAUTHORIZED', 'NOT_FOUND', 'TOKEN_NOT_FOUND', 'BAD_REQUEST', 'INTERNAL_ERROR',
   'PAYLOAD_TOO_LARGE', 'HEADERS_TOO_LARGE', 'URI_TOO_LONG', 'METHOD_NOT_ALLOWED', 'UNSUPPORTED_MEDIA_TYPE', 'REQUEST_TIMEOUT',
-  'EXPECTATION_FAILED'])
-
-/** The JSON body of a gateway answer: `{statusCode, code, error, message}`. */
-export function errorBody (err: GatewayError): { statusCode: number, code: string, error: string, message: string } {
-  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
-}
+  'EXPECTATION_FAILED', 'CONCURRENCY_LIMITED'])

@@ -1,12 +1,18 @@
--- Token check + GCRA rate limit in one atomic call: one round trip per request, and no
--- check-then-act race between gateway instances (the decision and the write cannot interleave).
--- KEYS[1] token record (HASH), KEYS[2] limiter TAT (STRING, integer µs); both carry the same
--- hash tag, so they live in one Cluster slot. ARGV[1] default window (s), ARGV[2] cost,
--- ARGV[3] the routes revision the gateway has compiled for this token ('' when none).
--- Replies: {0} unknown | {1, id} expired | {2|3, id, routes, routes_rev, burst, w, remaining, t},
--- where routes is the allowed_routes JSON text, or '' when routes_rev equals ARGV[3] (the
--- gateway's compiled copy is current), and routes_rev is the stored revision or '' when the record
--- has none (then routes are always sent).
+-- Token checks + GCRA rate limits for a batch of requests in one atomic call: one round trip for
+-- every request of an event-loop tick, and no check-then-act race between gateway instances (the
+-- decision and the write cannot interleave).
+-- KEYS[2i-1] token record (HASH), KEYS[2i] limiter TAT (STRING, integer µs) of check i; the two
+-- keys of one token carry the same hash tag (on a Cluster the gateway batches per slot).
+-- ARGV[1] default window (s), ARGV[2] deadline in Redis time (integer µs, '' for none),
+-- ARGV[1+2i] cost of check i, ARGV[2+2i] the routes revision the gateway has compiled for that
+-- token ('' when none).
+-- Reply: {now, 1} when the call runs after its deadline (the gateway has given up on it and
+-- answered 503, so nothing is written), else {now, 0, r_1 … r_N} with one reply per check:
+-- {0} unknown | {1, id} expired | {2|3, id, routes, routes_rev, burst, w, remaining, t} |
+-- {4, message} malformed record, where routes is the allowed_routes JSON text, or '' when
+-- routes_rev equals the caller's revision (its compiled copy is current), and routes_rev is the
+-- stored revision or '' when the record has none (then routes are always sent).
+-- Checks run in order, so two checks of one token in a batch see each other's writes.
 
 -- A present but malformed number is an error, never a default: a corrupted record must not
 -- fail open (an unreadable expiry read as "never expires", a limit read as "no limit").
@@ -17,60 +23,83 @@ local function int (v, fallback, min)
   return nil
 end
 
-local f = redis.call('HMGET', KEYS[1], 'id', 'rate_limit', 'burst', 'window_seconds',
-  'expires_at_us', 'allowed_routes', 'routes_rev')
-local id = f[1]
--- Unknown or revoked: answer before touching the limiter so such tokens write nothing.
-if not id then return {0} end
-
 -- Redis' clock, not the gateway's: every instance then agrees on time (gateway clocks drift).
+-- Read once: every check of the batch is decided at the same instant.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
-local rate = int(f[2], nil, 1)
-local burst = int(f[3], rate, 1)
-local window = int(f[4], int(ARGV[1], nil, 1), 1)
-local expires = int(f[5], math.huge, -math.huge)
-local cost = int(ARGV[2], nil, 1)
-if not (rate and burst and window and expires and cost) then
-  return redis.error_reply('PORTCULLIS_BAD_RECORD malformed rate_limit, burst, window_seconds, ' ..
-    'expires_at_us or arguments in ' .. KEYS[1])
+-- A call that waited in a stalled Redis past the moment its gateway answered 503 must spend
+-- nothing: the client was told the request failed.
+local deadline = ARGV[2]
+if deadline ~= '' then
+  local d = tonumber(deadline)
+  if not d then return redis.error_reply('PORTCULLIS_BAD_ARGS deadline is not a number') end
+  if now > d then return {now, 1} end
 end
 
-if now >= expires then return {1, id} end
+local default_window = int(ARGV[1], nil, 1)
 
--- Integer µs throughout: doubles are exact below 2^53 (epoch µs is ~1.8e15). T rounds up so the
--- sustained rate never exceeds rate_limit; a/b is correctly rounded, so ceil(a/b) is exact here.
-local t = math.max(1, math.ceil(window * 1000000 / rate))
-local dvt = burst * t
--- Keeps now + dvt below 2^53 (exact doubles, and %d below 2^63) until ~2110: only a refill time
--- over ~140 years (burst 1e6 at rate 1 per ~75 min) is refused, loudly rather than miscounted.
-if dvt > 2^52 then
-  return redis.error_reply('PORTCULLIS_BAD_RECORD burst * window / rate_limit over 2^52 us in ' .. KEYS[1])
+local function check (record, limiter, cost_arg, known_rev)
+  local f = redis.call('HMGET', record, 'id', 'rate_limit', 'burst', 'window_seconds',
+    'expires_at_us', 'allowed_routes', 'routes_rev')
+  local id = f[1]
+  -- Unknown or revoked: answer before touching the limiter so such tokens write nothing.
+  if not id then return {0} end
+
+  local rate = int(f[2], nil, 1)
+  local burst = int(f[3], rate, 1)
+  local window = int(f[4], default_window, 1)
+  local expires = int(f[5], math.huge, -math.huge)
+  local cost = int(cost_arg, nil, 1)
+  if not (rate and burst and window and expires and cost) then
+    return {4, 'PORTCULLIS_BAD_RECORD malformed rate_limit, burst, window_seconds, ' ..
+      'expires_at_us or arguments in ' .. record}
+  end
+
+  if now >= expires then return {1, id} end
+
+  -- Integer µs throughout: doubles are exact below 2^53 (epoch µs is ~1.8e15). T rounds up so the
+  -- sustained rate never exceeds rate_limit; a/b is correctly rounded, so ceil(a/b) is exact here.
+  local t = math.max(1, math.ceil(window * 1000000 / rate))
+  local dvt = burst * t
+  -- Keeps now + dvt below 2^53 (exact doubles, and %d below 2^63) until ~2110: only a refill time
+  -- over ~140 years (burst 1e6 at rate 1 per ~75 min) is refused, loudly rather than miscounted.
+  if dvt > 2^52 then
+    return {4, 'PORTCULLIS_BAD_RECORD burst * window / rate_limit over 2^52 us in ' .. record}
+  end
+  -- Seconds the configured policy takes to refill a full bucket, from the exact ratio rather than
+  -- from dvt: dvt exceeds it by < burst µs when T rounds up, which would print w = window + 1.
+  local w = math.max(1, math.ceil(burst * window / rate))
+  -- Absent routes mean none: fail closed, and the reply stays a non-empty string for the decoder.
+  -- A revision is trusted only beside routes and only in the form token.ts writes (16 hex digits);
+  -- otherwise the routes travel every time, as for records written before routes_rev existed.
+  local routes, rev = f[6], f[7]
+  if not routes or routes == '' then routes, rev = '[]', false end
+  if not (rev and #rev == 16 and string.match(rev, '^[0-9a-f]+$')) then rev = '' end
+  -- Up to ~100 KB of patterns: send them only when the gateway's compiled copy is stale.
+  if rev ~= '' and rev == known_rev then routes = '' end
+
+  local stored = redis.call('GET', limiter)
+  local tat = math.max(stored and tonumber(stored) or now, now)
+  local new = tat + cost * t
+
+  if new - now <= dvt then
+    -- `<=` admits exactly `burst` from a full bucket: the burst-th request lands on new - now = dvt.
+    -- The key expires when the bucket is full again, where "no key" means the same thing; PX must
+    -- be an integer >= 1. %d keeps every digit (tostring would use %.14g).
+    redis.call('SET', limiter, string.format('%d', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
+    return {2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000)}
+  end
+
+  -- Refused requests write nothing, so a client under sustained overload still recovers.
+  return {3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000))}
 end
--- Seconds the configured policy takes to refill a full bucket, from the exact ratio rather than
--- from dvt: dvt exceeds it by < burst µs when T rounds up, which would print w = window + 1.
-local w = math.max(1, math.ceil(burst * window / rate))
--- Absent routes mean none: fail closed, and the reply stays a non-empty string for the decoder.
--- A revision is trusted only beside routes and only in the form token.ts writes (16 hex digits);
--- otherwise the routes travel every time, as for records written before routes_rev existed.
-local routes, rev = f[6], f[7]
-if not routes or routes == '' then routes, rev = '[]', false end
-if not (rev and #rev == 16 and string.match(rev, '^[0-9a-f]+$')) then rev = '' end
--- Up to ~100 KB of patterns: send them only when the gateway's compiled copy is stale.
-if rev ~= '' and rev == ARGV[3] then routes = '' end
 
-local stored = redis.call('GET', KEYS[2])
-local tat = math.max(stored and tonumber(stored) or now, now)
-local new = tat + cost * t
-
-if new - now <= dvt then
-  -- `<=` admits exactly `burst` from a full bucket: the burst-th request lands on new - now = dvt.
-  -- The key expires when the bucket is full again, where "no key" means the same thing; PX must
-  -- be an integer >= 1. %d keeps every digit (tostring would use %.14g).
-  redis.call('SET', KEYS[2], string.format('%d', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
-  return {2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000)}
+if #KEYS == 0 or #KEYS % 2 ~= 0 or #ARGV ~= #KEYS + 2 then
+  return redis.error_reply('PORTCULLIS_BAD_ARGS expected 2 keys and 2 arguments per check')
 end
-
--- Refused requests write nothing, so a client under sustained overload still recovers.
-return {3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000))}
+local reply = {now, 0}
+for i = 1, #KEYS / 2 do
+  reply[i + 2] = check(KEYS[2 * i - 1], KEYS[2 * i], ARGV[1 + 2 * i], ARGV[2 + 2 * i])
+end
+return reply

@@ -33,6 +33,12 @@ export class RedisServer {
     await server?.stop('SIGKILL')
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, commands wait unanswered, as in a stall. */
+  pause (): void { this.server?.proc.kill('SIGSTOP') }
+
+  /** Lets a paused server run again (SIGCONT): it then runs every command that waited. */
+  resume (): void { this.server?.proc.kill('SIGCONT') }
+
   /** Stops the server and removes its folder. */
   async close (): Promise<void> {
     await this.stop()

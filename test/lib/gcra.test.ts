@@ -3,7 +3,8 @@ import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { RedisServer } from '../helpers/redis.js'
-import { GCRA_COMMAND, GCRA_SCRIPT, decodeGateReply, tokenKeys, type GateDecision, type GateResult } from '../../src/lib/gcra.js'
+import { GCRA_COMMAND, GCRA_SCRIPT, tokenKeys, type GateDecision, type GateResult } from '../../src/lib/gcra.js'
+import { decodeGateBatch, encodeGateBatch } from '../../src/lib/gate-batch.js'
 import { routesRevision } from '../../src/lib/token.js'
 
 type Gate = (record: string, limiter: string, defaultWindow: number, cost: number, routesRev: string) => Promise<unknown>
@@ -19,17 +20,29 @@ let redis: Redis
 let gate: GateFn
 let rawGate: Gate
 
-/** A client with the script defined exactly as the gateway defines it. */
+type Batch = (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<unknown>
+
+/** A client with the script defined exactly as the gateway defines it; each call is a batch of one check. */
 function gateClient (): { redis: Redis, gate: GateFn, raw: Gate } {
   const r = server.client()
   clients.push(r)
-  r.defineCommand(GCRA_COMMAND, { numberOfKeys: 2, lua: GCRA_SCRIPT })
-  const fn = (r as unknown as Record<string, Gate>)[GCRA_COMMAND]!.bind(r)
+  r.defineCommand(GCRA_COMMAND, { lua: GCRA_SCRIPT })
+  const fn = (r as unknown as Record<string, Batch>)[GCRA_COMMAND]!.bind(r)
+  const call = async (record: string, limiter: string, defaultWindow: number, cost: number, routesRev: string): Promise<unknown> => {
+    const { keys, args } = encodeGateBatch(defaultWindow, null, [{ record, limiter, cost, routesRev }])
+    return await fn(keys.length, ...keys, ...args)
+  }
   return {
     redis: r,
-    raw: fn,
-    gate: async (keys, cost = 1, defaultWindow = DEFAULT_WINDOW, routesRev = '') =>
-      decodeGateReply(await fn(keys.record, keys.limiter, defaultWindow, cost, routesRev), routesRev)
+    // The one check's own reply, as the script writes it.
+    raw: async (...a) => ((await call(...a)) as unknown[])[2],
+    gate: async (keys, cost = 1, defaultWindow = DEFAULT_WINDOW, routesRev = '') => {
+      const reply = decodeGateBatch(await call(keys.record, keys.limiter, defaultWindow, cost, routesRev), [routesRev])
+      if (reply.late) throw new Error('late without a deadline')
+      const [result] = reply.results
+      if (result instanceof Error) throw result
+      return result as GateResult
+    }
   }
 }
 

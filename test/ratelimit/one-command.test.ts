@@ -1,5 +1,7 @@
-// One Redis command per proxied request (SPEC §7), counted by Redis itself: CONFIG RESETSTAT,
-// N requests, INFO commandstats. Refusals made before the token check cost no command at all.
+// At most one Redis command per proxied request, counted by Redis itself: CONFIG
+// RESETSTAT, N concurrent requests, INFO commandstats. The gate coalesces the checks of one tick
+// into one script call (plugins/gate.ts), so N requests may cost fewer than N calls, never more.
+// Refusals made before the token check cost no command at all.
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import type { Redis } from 'ioredis'
@@ -74,15 +76,15 @@ async function exactlyOnePerRequest (t: Test, g: TestGateway, nodes: Redis[], be
   const forwarded = upstream.seen.length
   const c = await countCommands(nodes, async () => { await fire(t, g, N, '/api/one/', bearer, 200) })
   t.equal(upstream.seen.length, forwarded + N, `${label}: ${N} requests proxied`)
-  t.equal(c.script, N, `${label}: exactly one script call per proxied request`)
+  t.ok(c.script > 0 && c.script <= N, `${label}: ${c.script} script calls, at most one per proxied request`)
   t.equal(c.failed, 0, `${label}: no failed command (no NOSCRIPT retry)`)
-  // Each admitted script call reads the record (HMGET), the clock (TIME) and the TAT (GET), and writes
-  // the TAT (SET): any command the gateway sent itself would show up as a surplus here.
-  t.same(c.inner, { hmget: N, time: N, get: N, set: N }, `${label}: no other command ran than those inside the script`)
+  // Each script call reads the clock (TIME) once; each admitted check reads the record (HMGET) and
+  // the TAT (GET), and writes the TAT (SET): any command the gateway sent itself would show up as a surplus here.
+  t.same(c.inner, { hmget: N, time: c.script, get: N, set: N }, `${label}: no other command ran than those inside the script`)
   t.comment(`${label}: ${N} proxied requests → ${c.script} script calls (${(c.script / N).toFixed(2)} per request); background: ${c.background}`)
 }
 
-t.test('single node: each proxied request costs exactly one Redis command', async (t) => {
+t.test('single node: each proxied request costs at most one Redis command', async (t) => {
   const token = await createTestToken(server.url)
   await exactlyOnePerRequest(t, gw, [admin], token.bearer, 'single node')
 })
@@ -101,7 +103,7 @@ t.test('refusals before the token check (malformed 401, 400, 404) cost no comman
   t.comment(`100 refusals before the limiter: ${c.script} script calls; background: ${c.background}`)
 })
 
-t.test('refusals by the script (unknown token 401, 403, 429) cost exactly one command each', async (t) => {
+t.test('refusals by the script (unknown token 401, 403, 429) cost at most one command each', async (t) => {
   const narrow = await createTestToken(server.url, { rate_limit: 1, window_seconds: 3600, allowed_routes: ['/api/only/*'] })
   await fire(t, gw, 1, '/api/only/', narrow.bearer, 200)
   const c = await countCommands([admin], async () => {
@@ -109,12 +111,12 @@ t.test('refusals by the script (unknown token 401, 403, 429) cost exactly one co
     await fire(t, gw, 10, '/api/elsewhere/', narrow.bearer, 403)
     await fire(t, gw, 10, '/api/only/', narrow.bearer, 429)
   })
-  t.equal(c.script, 30, 'one script call each')
-  // Unknown: HMGET only. 403 and 429 (bucket empty): HMGET, TIME, GET, and no SET.
-  t.same(c.inner, { hmget: 30, time: 20, get: 20 }, 'no other command than those inside the script')
+  t.ok(c.script > 0 && c.script <= 30, `${c.script} script calls for 30 refusals`)
+  // TIME once per call. Unknown: HMGET only. 403 and 429 (bucket empty): HMGET, GET, and no SET.
+  t.same(c.inner, { hmget: 30, time: c.script, get: 20 }, 'no other command than those inside the script')
 })
 
-t.test('Redis Cluster: each proxied request costs exactly one command, summed over all masters', async (t) => {
+t.test('Redis Cluster: each proxied request costs at most one command, summed over all masters', async (t) => {
   const cluster = await new RedisCluster().start()
   t.teardown(() => cluster.close())
   const g = await startGateway({ REDIS_CLUSTER_NODES: cluster.nodes, ROUTES: `/api=${upstream.url}`, LOG_LEVEL: 'warn', ...PATIENT })

@@ -91,6 +91,34 @@ t.test('a Redis that hangs: 503 within the command timeout, not after the pause;
   t.comment(`after CLIENT PAUSE 2000: 200 again ${Math.round((performance.now() - pausedAt))} ms after the pause began`)
 })
 
+t.test('a Redis stall (SIGSTOP) past the command timeout: the requests answered 503 spend no quota', async (t) => {
+  const BURST = 10
+  const tok = await createTestToken(server.url, { rate_limit: BURST, burst: BURST, window_seconds: 3600 })
+  const { limiter } = tokenKeys('portcullis:', digestApiKey(tok.key))
+  const forwarded = upstream.seen.length
+  server.pause()
+  let resumed = false
+  const resume = (): void => { if (!resumed) server.resume(); resumed = true }
+  t.teardown(resume)
+  // 20 requests in rounds of 5: several script calls wait on the frozen server's socket.
+  const answers: Answer[] = []
+  for (let round = 0; round < 4; round++) {
+    answers.push(...await Promise.all(Array.from({ length: 5 }, async (_, i) => await send(`/api/stalled/${round}/${i}`, tok))))
+  }
+  resume()
+  t.same([...new Set(answers.map((a) => `${a.status} ${a.code ?? ''}`))], ['503 STORE_UNAVAILABLE'], 'every request during the stall: 503')
+  t.equal(upstream.seen.length, forwarded, 'nothing forwarded')
+  // The resumed server runs every call that waited: each finds its deadline passed and writes nothing.
+  t.not(await within(3000, async () => await admin.ping().then(() => true, () => false)), null, 'Redis answers again')
+  // Another token tells when the gateway serves again (a loaded machine may still shed or time out a while).
+  t.not(await within(5000, async () => (await send('/api/probe')).status === 200, 100), null, 'the gateway serves again')
+  t.equal(await admin.exists(limiter), 0, 'no TAT was written by the stalled calls')
+  const res = await request(gw.url + '/api/after-stall', { headers: { authorization: tok.bearer } })
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers.ratelimit, `"default";r=${BURST - 1};t=360`, 'the first request after the stall finds a full bucket: r = burst - 1')
+})
+
 t.test('Redis killed: fast 503s, never 401/500, nothing forwarded; back to 200 after a restart', async (t) => {
   t.equal((await send('/api/up')).status, 200, 'served while Redis is up')
   const forwarded = upstream.seen.length

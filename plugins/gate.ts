@@ -1,0 +1,164 @@
+import fp from 'fastify-plugin'
+import { Cluster } from 'ioredis'
+import calculateSlot from 'cluster-key-slot'
+import { GCRA_COMMAND, GCRA_SCRIPT, tokenKeys, type GateResult } from '../src/lib/gcra.js'
+import { MAX_GATE_BATCH, decodeGateBatch, deadlineMarginMs, encodeGateBatch, type GateCheck } from '../src/lib/gate-batch.js'
+import { RedisClock } from '../src/lib/redis-clock.js'
+import { storeUnavailable } from '../src/lib/errors.js'
+import type { RedisClient } from '../src/redis-client.js'
+
+/** This plugin's name: the plugins that call `app.gate` list it in their `dependencies`. */
+export const GATE_PLUGIN = 'portcullis-gate'
+
+/** The hot path's only Redis command, seen from one request. */
+export interface Gate {
+  /**
+   * Token record + GCRA decision for one request. `routesRev` is the routes revision the caller
+   * has compiled for this token ('' for none): the result then carries the routes only when the
+   * stored revision differs. Rejects with STORE_UNAVAILABLE (503) on any Redis failure.
+   */
+  check: (digest: string, routesRev?: string) => Promise<GateResult>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The gate (plugins/gate.ts): token check and rate-limit decision in one script call. */
+    gate: Gate
+  }
+}
+
+interface Pending extends GateCheck {
+  resolve: (r: GateResult) => void
+  reject: (err: Error) => void
+}
+
+type GateCommand = (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<unknown>
+
+/** Gateway clock in µs: monotonic (the Redis clock offset absorbs its origin). */
+const gatewayUs = (): number => (performance.timeOrigin + performance.now()) * 1000
+
+const SINGLE_NODE = 'main'
+
+/**
+ * The gate: the one owner of src/lib/gcra.lua. Checks issued in one event-loop tick are coalesced
+ * into one script call (per Cluster slot: a script stays in one slot), flushed by setImmediate so
+ * every request parsed in this I/O phase joins. Each call carries a deadline in Redis time, just
+ * before the moment the gateway gives up on it (REDIS_COMMAND_TIMEOUT_MS): a call that waited in a
+ * stalled Redis past it writes nothing, so a request answered 503 never spends quota.
+ * `defineCommand` sends EVALSHA and falls back to EVAL on NOSCRIPT, so a Redis restart or SCRIPT
+ * FLUSH heals by itself. Any Redis failure is a 503, never a pass.
+ */
+export default fp(async function gatePlugin (app) {
+  const client: RedisClient = app.redisClient
+  // No numberOfKeys: a call carries 2 keys per check. The client leaves this command out of its
+  // auto-pipelining (src/redis-client.ts), which would take the slot from the key count.
+  client.defineCommand(GCRA_COMMAND, { lua: GCRA_SCRIPT })
+  const run = (client as unknown as Record<string, GateCommand>)[GCRA_COMMAND] as GateCommand
+  const { redisKeyPrefix: prefix, rateLimitWindowSeconds: defaultWindow, redisCommandTimeoutMs: timeoutMs } = app.config
+  // The deadline lies this far before the command timeout: the reply of a call that ran just in
+  // time must still reach the gateway before its timer fires.
+  const budgetUs = (timeoutMs - deadlineMarginMs(timeoutMs)) * 1000
+  const cluster = client instanceof Cluster ? client : null
+  const clock = new RedisClock()
+
+  /** The server whose clock a slot's calls read (one per Cluster master). */
+  const nodeOf = (slot: number): string => cluster === null ? SINGLE_NODE : cluster.slots[slot]?.[0] ?? 'unknown'
+
+  // Learn each server's clock before the first request, so even it carries a deadline.
+  const probing = new Set<string>()
+  async function probe (node: string, server: { time: () => Promise<unknown[]> }): Promise<void> {
+    if (probing.has(node)) return
+    probing.add(node)
+    try {
+      const [s, us] = await server.time()
+      const redisUs = Number(s) * 1e6 + Number(us)
+      if (Number.isSafeInteger(redisUs)) clock.observe(node, redisUs, gatewayUs())
+    } catch {
+      // Unreachable now: the first reply teaches the clock instead.
+    } finally {
+      probing.delete(node)
+    }
+  }
+  async function probeAll (): Promise<void> {
+    if (cluster === null) return await probe(SINGLE_NODE, client)
+    await Promise.all(cluster.nodes('master').map(async (n) => await probe(`${n.options.host}:${n.options.port}`, n)))
+  }
+  // A reconnection may reach another server (failover): its clock is learnt again.
+  const onReady = (): void => {
+    clock.forget()
+    probeAll().catch(() => {})
+  }
+  client.on('ready', onReady)
+  app.addHook('onClose', async () => { client.off('ready', onReady) })
+  app.addHook('onReady', async () => { if (client.status === 'ready') await probeAll() })
+
+  const pending = new Map<number, Pending[]>()
+  let scheduled = false
+
+  function fail (batch: readonly Pending[], cause: unknown): void {
+    for (const p of batch) {
+      // Refused, timed out, or a reply we cannot read: all the same to a client, a 503.
+      app.metrics.rateLimitDecision('store_unavailable')
+      app.metrics.authDecision('STORE_UNAVAILABLE')
+      p.reject(Object.assign(storeUnavailable(), { cause }))
+    }
+  }
+
+  async function send (slot: number, batch: Pending[]): Promise<void> {
+    const node = nodeOf(slot)
+    const sentUs = gatewayUs()
+    const deadline = clock.toRedis(node, sentUs + budgetUs)
+    if (deadline === null && cluster !== null && node !== 'unknown') {
+      const server = cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node)
+      if (server !== undefined) probe(node, server).catch(() => {})
+    }
+    const started = performance.now()
+    let reply
+    try {
+      const { keys, args } = encodeGateBatch(defaultWindow, deadline, batch)
+      const raw = await run.call(client, keys.length, ...keys, ...args)
+      reply = decodeGateBatch(raw, batch.map((p) => p.routesRev))
+      // Every reply re-teaches the clock: drift and steps are followed continuously.
+      clock.observe(node, reply.now, gatewayUs())
+    } catch (err) {
+      app.metrics.observeRedis((performance.now() - started) / 1000, false)
+      return fail(batch, err)
+    }
+    app.metrics.observeRedis((performance.now() - started) / 1000, true)
+    if (reply.late) return fail(batch, new Error('the gate script ran after its deadline and wrote nothing'))
+    reply.results.forEach((r, i) => {
+      const p = batch[i] as Pending
+      if (r instanceof Error) fail([p], r)
+      else p.resolve(r)
+    })
+  }
+
+  function flush (): void {
+    scheduled = false
+    const groups = [...pending]
+    pending.clear()
+    for (const [slot, all] of groups) {
+      for (let i = 0; i < all.length; i += MAX_GATE_BATCH) send(slot, all.slice(i, i + MAX_GATE_BATCH)).catch((err: unknown) => { app.log.error({ err }, 'gate batch failed') })
+    }
+  }
+
+  app.decorate<Gate>('gate', {
+    async check (digest: string, routesRev = ''): Promise<GateResult> {
+      const { record, limiter } = tokenKeys(prefix, digest)
+      return await new Promise<GateResult>((resolve, reject) => {
+        const check: Pending = { record, limiter, routesRev, cost: 1, resolve, reject }
+        // The keys of a token share one hash tag, so one slot. A single node is one group.
+        const slot = cluster === null ? 0 : calculateSlot(record)
+        const group = pending.get(slot)
+        if (group === undefined) pending.set(slot, [check])
+        else group.push(check)
+        // setImmediate, not a microtask: each socket's data is parsed in its own callback, and
+        // microtasks run between them; the check phase comes after the whole I/O phase.
+        if (!scheduled) {
+          scheduled = true
+          setImmediate(flush)
+        }
+      })
+    }
+  })
+}, { name: GATE_PLUGIN, fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis', 'portcullis-metrics'] })
