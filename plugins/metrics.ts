@@ -26,7 +26,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
-import { GATEWAY_PATHS } from '../src/lib/gateway-paths.js'
+import { ownPathOf } from '../src/lib/gateway-paths.js'
 import type { CircuitState } from '../src/lib/circuit.js'
 
 declare module 'fastify' {
@@ -199,8 +199,7 @@ export class GatewayMetrics {
       return normalised.ok ? this.routeLabel(this.table.match(normalised.path)?.prefix ?? '') : 'unmatched'
     }
     // The gateway's own paths are route labels (`/docs/json` counts as `/docs`); anything else is `unmatched`.
-    for (const own of GATEWAY_PATHS) if (url === own || url.startsWith(own + '/')) return own
-    return 'unmatched'
+    return ownPathOf(url) ?? 'unmatched'
   }
 
   // Codes come from src/lib/errors.ts only: a small set, but capped all the same.

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { ownPathOf } from '../src/lib/gateway-paths.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -10,7 +11,7 @@ declare module 'fastify' {
 /**
  * Exactly one `info` line per request, written when the response is done: request id, method,
  * the normalised path (never the query string, which a careless client may fill with secrets),
- * route prefix, status and latency. Token id and rate-limit result are added when known. Routes
+ * route (as labelled in the metrics), status, the gateway's error code, client address, latency. Token id and rate-limit result are added when known. Routes
  * configured with `logRoutePattern` (the admin API) log their pattern instead of the path.
  * Written through the root logger, so a route's own `logLevel` (the proxy raises its to `error`
  * to silence reply-from's per-request warnings) cannot drop it.
@@ -22,15 +23,21 @@ export default fp(async function requestLogPlugin (app) {
       reqId: request.id,
       method: request.method,
       path: target?.path ?? (request.routeOptions.config.logRoutePattern === true ? request.routeOptions.url : pathOnly(request.raw.url)),
-      route: target?.route.prefix ?? null,
+      // The same label as the metrics: the prefix, or the gateway's own path (`/admin`, `/docs`).
+      route: target?.route.prefix ?? ownPathOf(request.routeOptions.url),
       status: reply.statusCode,
+      // Which of the gateway's own answers (a 503 may be STORE_UNAVAILABLE, CIRCUIT_OPEN, UNDER_PRESSURE).
+      code: request.errorCode ?? undefined,
+      // The client: the socket's peer, or X-Forwarded-For's as far as TRUST_PROXY trusts it.
+      remoteAddress: request.ip,
+      listener: app.management.isManagementRequest(request.raw) ? 'management' : undefined,
       ms: Math.round(reply.elapsedTime * 100) / 100,
       consumer: request.consumer?.id,
       rateLimit: request.rateLimit?.status,
       upstreamFailure: request.upstreamFailure ?? undefined
     }, 'request')
   })
-}, { name: 'portcullis-request-log', fastify: '5.x' })
+}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: ['portcullis-errors', 'portcullis-management'] })
 
 /** The raw path without its query, capped: a refused request's target is untrusted input. */
 export function pathOnly (url: string | undefined): string {

@@ -66,7 +66,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // The router refuses some targets (bad percent-encoding) before any hook runs: answer and log here.
     frameworkErrors: (err, req, reply) => {
       const gwErr = toGatewayError(err)
-      req.log.info({ method: req.method, status: gwErr.statusCode, code: gwErr.code }, 'request')
+      req.log.info({ method: req.method, status: gwErr.statusCode, code: gwErr.code, remoteAddress: req.ip }, 'request')
       return sendError(reply, gwErr)
     },
     clientErrorHandler // Node's parser refusals (400, 431) get the gateway's JSON answer: plugins/server-events.ts

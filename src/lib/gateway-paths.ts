@@ -1,6 +1,13 @@
 /** Paths the gateway answers itself; a route prefix may not overlap them (docs/configuration.md). */
 export const GATEWAY_PATHS = ['/healthz', '/readyz', '/metrics', '/docs', '/admin'] as const
 
+/** The gateway's own path a route pattern belongs to (`/docs/json` → `/docs`), or null: the label metrics and logs share. */
+export function ownPathOf (routeUrl: string | undefined): typeof GATEWAY_PATHS[number] | null {
+  if (routeUrl === undefined) return null
+  for (const own of GATEWAY_PATHS) if (routeUrl === own || routeUrl.startsWith(own + '/')) return own
+  return null
+}
+
 /** The gateway's own paths that MANAGEMENT_PORT moves off the proxy listener. */
 export const MANAGEMENT_PATHS = ['/metrics', '/docs', '/admin'] as const
 
