@@ -14,8 +14,8 @@ import { RawConnection, header, json, type RawResponse } from '../helpers/raw-ht
 import { valueOf } from '../helpers/prometheus.js'
 
 const redis = await sharedRedis()
-// A day's window: the remaining count does not refill between requests, so each unit spent shows.
-const attacker = await createTestToken(redis.url, { rate_limit: 100_000, window_seconds: 86_400 })
+// A year's window (T = 315 s): the remaining count does not refill during the test, so each unit spent shows.
+const attacker = await createTestToken(redis.url, { rate_limit: 100_000, window_seconds: 31_536_000 })
 const victim = await createTestToken(redis.url)
 let inFlightUpstream = 0
 let maxInFlightUpstream = 0
