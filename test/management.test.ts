@@ -119,6 +119,9 @@ t.test('serve with MANAGEMENT_PORT and WORKERS=2: summed metrics on the manageme
   if (!await waitForOk(mgmt + '/readyz', 20_000)) throw new Error(`serve did not come up: ${p.stderr()}${p.stdout()}`)
   for (let i = 0; i < 200 && (p.stdout().match(/management listener/g) ?? []).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal((p.stdout().match(/management listener/g) ?? []).length, 2, 'both workers listen on the management port')
+  const started = p.stdout().split('\n').filter((l) => l.includes('"portcullis started"')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.equal(started.length, 1, 'one start-up line')
+  t.match(started[0], { address: url, management: `127.0.0.1:${mport}` }, 'it names the proxy address and the management listener')
 
   for (let i = 0; i < 6; i++) t.equal((await rawRequest(url, rawGet(`/api/${i}`, auth(token.bearer)))).status, 200)
   t.equal(json(await rawRequest(url, rawGet('/metrics'))).code, 'NOT_FOUND', 'proxy port: /metrics is 404 in the workers too')
@@ -132,4 +135,15 @@ t.test('serve with MANAGEMENT_PORT and WORKERS=2: summed metrics on the manageme
     const refused = await RawConnection.open(u).then((c) => { c.close(); return false }, () => true)
     t.ok(refused, `${u} is closed`)
   }
+})
+
+t.test('MANAGEMENT_PORT in use: one line naming MANAGEMENT_PORT, exit 1', async (t) => {
+  const taken = await new Upstream().start()
+  t.teardown(() => taken.close())
+  const port = await freePort()
+  const p = spawnServe({ ...CALM, PORT: String(port), HOST: '127.0.0.1', MANAGEMENT_PORT: new URL(taken.url).port, REDIS_URL: redis.url, ROUTES: `/api=${echo.url}` })
+  running.push(p)
+  const exit = await exitWithin(p, 20_000)
+  t.same(exit, { code: 1, signal: null }, 'exit 1')
+  t.match(p.stderr(), /the port is in use \(MANAGEMENT_PORT\)/, p.stderr())
 })
