@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
 import { ownPathOf } from '../src/lib/gateway-paths.js'
+import { normaliseTarget } from '../src/lib/path.js'
+import { RouteTable } from '../src/lib/route-table.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -17,6 +19,14 @@ declare module 'fastify' {
  * to silence reply-from's per-request warnings) cannot drop it.
  */
 export default fp(async function requestLogPlugin (app) {
+  const table = new RouteTable(app.config.routes)
+  // Shed under pressure before the proxy resolved its target: route it here, on this rare path
+  // only, as plugins/metrics.ts does, so the line and the metrics agree.
+  const unresolvedRoute = (routeUrl: string | undefined, rawUrl: string | undefined): string | null => {
+    if (routeUrl !== '/*') return null
+    const normalised = normaliseTarget(rawUrl ?? '')
+    return normalised.ok ? table.match(normalised.path)?.prefix ?? null : null
+  }
   app.addHook('onResponse', async (request, reply) => {
     const target = request.target
     app.log.info({
@@ -24,7 +34,7 @@ export default fp(async function requestLogPlugin (app) {
       method: request.method,
       path: target?.path ?? (request.routeOptions.config.logRoutePattern === true ? request.routeOptions.url : pathOnly(request.raw.url)),
       // The same label as the metrics: the prefix, or the gateway's own path (`/admin`, `/docs`).
-      route: target?.route.prefix ?? ownPathOf(request.routeOptions.url),
+      route: target?.route.prefix ?? ownPathOf(request.routeOptions.url) ?? unresolvedRoute(request.routeOptions.url, request.raw.url),
       status: reply.statusCode,
       // Which of the gateway's own answers (a 503 may be STORE_UNAVAILABLE, CIRCUIT_OPEN, UNDER_PRESSURE).
       code: request.errorCode ?? undefined,
@@ -37,7 +47,7 @@ export default fp(async function requestLogPlugin (app) {
       upstreamFailure: request.upstreamFailure ?? undefined
     }, 'request')
   })
-}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: ['portcullis-errors', 'portcullis-management'] })
+}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors', 'portcullis-management'] })
 
 /** The raw path without its query, capped: a refused request's target is untrusted input. */
 export function pathOnly (url: string | undefined): string {
