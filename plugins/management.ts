@@ -65,13 +65,16 @@ export default fp(async function managementPlugin (app) {
   })
 
   // Closed with the app, before Redis is (preClose runs first): in-flight answers finish, idle
-  // keep-alive connections are closed at once, as on the proxy listener.
+  // keep-alive connections are closed at once, as on the proxy listener. Draining first: an answer
+  // still in flight then carries Connection: close, or its keep-alive connection (and so this
+  // close) would last until keepAliveTimeout.
   app.addHook('preClose', async () => {
     const s = server
     if (s === null) return
+    app.lifecycle.beginDraining()
     await new Promise<void>((resolve) => {
       s.close(() => { resolve() })
       s.closeIdleConnections()
     })
   })
-}, { name: 'portcullis-management', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors'] })
+}, { name: 'portcullis-management', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors', 'portcullis-shutdown'] })

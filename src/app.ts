@@ -75,10 +75,10 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(shutdownPlugin)
   await app.register(managementPlugin) // its listener guard runs before every other onRequest hook
   await app.register(requestIdPlugin)
   await app.register(requestLogPlugin)
-  await app.register(shutdownPlugin)
   await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
   await app.register(underPressurePlugin)
   await app.register(metricsPlugin)

@@ -2,7 +2,7 @@
 // listener, the proxy only on the proxy listener, probes on both; raw requests on real sockets,
 // hostile spellings included; one registry, one drain; a real `serve` with WORKERS=2.
 import t from 'tap'
-import { sharedRedis, freePort } from './helpers/redis.js'
+import { sharedRedis, freePort, RedisServer } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
 import { createTestToken } from './helpers/tokens.js'
 import { CALM, startGateway } from './helpers/gateway.js'
@@ -146,4 +146,24 @@ t.test('MANAGEMENT_PORT in use: one line naming MANAGEMENT_PORT, exit 1', async 
   const exit = await exitWithin(p, 20_000)
   t.same(exit, { code: 1, signal: null }, 'exit 1')
   t.match(p.stderr(), /the port is in use \(MANAGEMENT_PORT\)/, p.stderr())
+})
+
+t.test('app.close() while a management request is in flight on a keep-alive connection: it is answered, then everything closes', async (t) => {
+  const frozen = await new RedisServer().start()
+  t.teardown(async () => { frozen.resume(); await frozen.close() })
+  const gw = await startGateway({ ...CALM, REDIS_COMMAND_TIMEOUT_MS: '1000', REDIS_URL: frozen.url, ROUTES: `/api=${echo.url}`, ADMIN_TOKEN: ADMIN, MANAGEMENT_PORT: '0' })
+  const c = await RawConnection.open(gw.managementUrl ?? '')
+  t.teardown(() => c.close())
+  frozen.pause() // the admin list now waits for REDIS_COMMAND_TIMEOUT_MS
+  const answer = c.request(rawGet('/admin/tokens', adminAuth))
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const started = Date.now()
+  const closed = gw.app.close()
+  const res = await answer
+  frozen.resume()
+  t.equal(res.status, 503, 'the in-flight admin request is answered (STORE_UNAVAILABLE: Redis was frozen)')
+  t.equal(header(res, 'connection'), 'close', 'with Connection: close')
+  t.ok(await c.waitClosed(5000), 'its keep-alive connection is closed after it')
+  await closed
+  t.ok(Date.now() - started < 5000, `app.close() resolved in ${Date.now() - started} ms, not after the 72 s keep-alive timeout`)
 })
