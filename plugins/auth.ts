@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { bearerToken, queryCarriesToken } from '../src/lib/bearer.js'
-import { digestApiKey } from '../src/lib/token.js'
+import { digestApiKey } from '../src/tokens/keys.js'
 import { MatcherCache } from '../src/lib/matcher-cache.js'
 import { GATE_PLUGIN } from './gate.js'
 import { routeForbidden, storeUnavailable, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 
 /**
- * X-Request-Id: `request.id` is the client's value when it is 1–128 chars of [A-Za-z0-9._-]
- * (see genReqId in src/app.ts), else a new UUID. It is echoed on every answer, the gateway's own
+ * X-Request-Id: `request.id` is the client's value when acceptableRequestId keeps it
+ * (src/lib/forward-headers.ts; see genReqId in src/app.ts), else a new UUID. It is echoed on every answer, the gateway's own
  * errors included, and sent upstream by routes/proxy.ts.
  */
 export default fp(async function requestIdPlugin (app) {

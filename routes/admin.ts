@@ -1,18 +1,20 @@
 /**
  * The admin API (SPEC §5): token management behind `Authorization: Bearer $ADMIN_TOKEN`, with the
- * CLI's semantics (both use src/token-store.ts). Without ADMIN_TOKEN every admin path answers 404.
+ * CLI's semantics (both use src/tokens/store.ts). Without ADMIN_TOKEN every admin path answers 404.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { bearerToken } from '../src/lib/bearer.js'
-import { CreatedTokenSchema, PublicTokenSchema, TokenInputError, TokenInputSchema, validateTokenInput } from '../src/lib/token.js'
-import { TokenStore } from '../src/token-store.js'
+import { TOKEN_ID_PATTERN, TOKEN_ID_SHAPE } from '../src/tokens/ids.js'
+import { CreatedTokenSchema, PublicTokenSchema, TokenInputSchema } from '../src/tokens/schema.js'
+import { TokenInputError, validateTokenInput } from '../src/tokens/validate.js'
+import { TokenStore } from '../src/tokens/store.js'
 import { adminUnauthorized, badRequest, notFound, storeUnavailable, tokenNotFound } from '../src/lib/errors.js'
 import { ErrorSchema } from './schemas.js'
 
-const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the token id' }) })
+const IdParams = Type.Object({ id: Type.String({ pattern: TOKEN_ID_PATTERN, description: `the token id: ${TOKEN_ID_SHAPE}` }) })
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema }
 const security = [{ adminToken: [] }]
 
@@ -91,7 +93,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     schema: { tags: ['admin'], summary: 'Show one token (never its key)', security, params: IdParams, response: { 200: PublicTokenSchema, ...errors } },
     attachValidation: true
   }, async (request) => {
-    // Text that cannot be an id is simply not found: a 400 would quote it back.
+    // Text that cannot be an id is simply not found, without asking Redis: a 400 would quote it back.
     if (request.validationError !== undefined) throw tokenNotFound()
     const token = await storeCall(async () => await store.show(request.params.id))
     if (token === null) throw tokenNotFound()

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { Tunnel, type TunnelStats } from '../src/lib/tunnel.js'
 import { TUNNEL_CHECK_COMMAND, TUNNEL_CHECK_SCRIPT, decodeTunnelCheck } from '../src/lib/tunnel-check.js'
 import { compiledRoutes } from '../src/lib/route-patterns.js'
-import { tokenKeys } from '../src/lib/gcra.js'
+import { tokenKeys } from '../src/tokens/keys.js'
 import type { WebSocketCloseReason } from '../plugins/metrics.js'
 import type { Socket } from 'node:net'
 

@@ -17,7 +17,7 @@ import { badRequest, errorBody, upstreamError, upstreamTimeout, type GatewayErro
 import { acceptableRequestId, downstreamResponseHeaders, upstreamRequestHeaders } from '../src/lib/forward-headers.js'
 import { announcesBody, headerLines, isWebSocketUpgrade, rawHeaderLines, responseHead, type HeaderLine } from '../src/lib/upgrade-head.js'
 import { bearerToken } from '../src/lib/bearer.js'
-import { digestApiKey } from '../src/lib/token.js'
+import { digestApiKey } from '../src/tokens/keys.js'
 import type { TunnelStats } from '../src/lib/tunnel.js'
 import { toGatewayError } from '../plugins/errors.js'
 import { pathOnly } from '../plugins/request-log.js'

@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig, ConfigError } from '../src/lib/config.js'
 import { createRedisClient, waitUntilReady } from '../src/redis-client.js'
-import { TokenStore } from '../src/token-store.js'
+import { TokenStore } from '../src/tokens/store.js'
 import { maskRedisUrl } from '../src/lib/redis-target.js'
 import { demoRedis, purgePrefix, type DemoRedis } from './demo-redis.js'
 

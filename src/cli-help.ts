@@ -77,12 +77,14 @@ File format (api_key, rate_limit and allowed_routes are required):
       "rate_limit": 100,
       "allowed_routes": ["/api/v1/users/*", "GET /api/v1/products/*"],
       "expires_at": "2027-12-31T23:59:59Z",
-      "id": "alice",
+      "id": "tok_alicesintegr",
       "name": "Alice's integration",
       "burst": 20,
       "window_seconds": 60
     }
   ]
+An id is optional: tok_ and 12 characters of a-z and 2-7; without one, a token keeps its id or
+gets a new one.
 
 ${PATTERNS}
 
@@ -110,13 +112,14 @@ ${REDIS}
 `,
   show: `Usage: portcullis tokens show ID
 
-Prints one token as JSON, without its key; exit 1 if there is no token with that id.
+Prints one token as JSON, without its key; exit 1 if there is no token with that id, exit 2 if
+ID is not a token id (tok_ and 12 characters of a-z and 2-7).
 
 Options:
   -h, --help            this help
 
 Example:
-  portcullis tokens show tok_abc123
+  portcullis tokens show tok_k3xq7m2vb4pa
 
 ${REDIS}
 `,
@@ -129,7 +132,7 @@ Options:
   -h, --help            this help
 
 Example:
-  portcullis tokens revoke tok_abc123
+  portcullis tokens revoke tok_k3xq7m2vb4pa
 
 ${REDIS}
 `

@@ -5,8 +5,11 @@ import { parseArgs } from 'node:util'
 import { Cluster } from 'ioredis'
 import { loadConfig, type Config } from './lib/config.js'
 import { createRedisClient, waitUntilReady, type RedisClient } from './redis-client.js'
-import { TokenStore } from './token-store.js'
-import { TokenInputError, formatRfc3339, parseTtl, validateImportList, validateTokenInput } from './lib/token.js'
+import { TOKEN_ID_SHAPE, looksLikeTokenId } from './tokens/ids.js'
+import { TokenStore } from './tokens/store.js'
+import { TokenInputError, validateImportList, validateTokenInput } from './tokens/validate.js'
+import { parseTtl } from './cli-ttl.js'
+import { formatRfc3339 } from './lib/rfc3339.js'
 import { redisTarget } from './lib/redis-target.js'
 import { nearest } from './lib/suggest.js'
 import { COMMAND_HELP, TOKENS_USAGE } from './cli-help.js'
@@ -220,6 +223,8 @@ export async function tokensCommand (args: string[], io: CliIo): Promise<number>
     case 'show': {
       const { values, positionals } = parse(rest, help, ['ID'])
       if (values.help === true) { io.stdout.write(COMMAND_HELP.show ?? ''); return 0 }
+      // Not echoed: a key given by mistake must not reach a terminal log.
+      if (!looksLikeTokenId(positionals[0] as string)) throw new UsageError(`ID must be a token id: ${TOKEN_ID_SHAPE}`)
       return await withStore(io, async (store) => {
         const t = await store.show(positionals[0] as string)
         if (t === null) throw new RuntimeError('no token with that id')

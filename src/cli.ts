@@ -1,7 +1,7 @@
 // `portcullis <command>` (docs/operations.md, the CLI). Exit codes: 0 done, 1 runtime failure (config,
 // Redis, not found), 2 bad arguments or input — and then nothing has been written.
 import { ConfigError } from './lib/config.js'
-import { TokenInputError } from './lib/token.js'
+import { TokenInputError } from './tokens/validate.js'
 import { tokensCommand, UsageError, RuntimeError, type CliIo } from './cli-tokens.js'
 import { USAGE } from './cli-help.js'
 import { nearest } from './lib/suggest.js'

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RedisServer, freePort } from './helpers/redis.js'
 import { pointCliAt, runCli } from './helpers/cli.js'
-import { digestApiKey } from '../src/lib/token.js'
+import { digestApiKey } from '../src/tokens/keys.js'
 
 const seed = [
-  { api_key: 'cli-seed-key-aaaaaaaaaaaa', id: 'seed-a', rate_limit: 100, expires_at: '2027-12-31T23:59:59Z', allowed_routes: ['/api/v1/users/*'] },
+  { api_key: 'cli-seed-key-aaaaaaaaaaaa', id: 'tok_seedaaaaaaaa', rate_limit: 100, expires_at: '2027-12-31T23:59:59Z', allowed_routes: ['/api/v1/users/*'] },
   { api_key: 'cli-seed-key-bbbbbbbbbbbb', rate_limit: 5, allowed_routes: ['GET /x'] }
 ]
 
@@ -52,7 +52,7 @@ test('the token CLI against a real Redis', async (t) => {
     const { api_key: key, ...pub } = token
     t.same(JSON.parse(show.out), pub)
     t.notOk(show.out.includes(key))
-    t.same(await runCli(['tokens', 'show', 'tok_nothere']), { code: 1, out: '', err: TARGET(server.url) + 'portcullis: no token with that id\n' })
+    t.same(await runCli(['tokens', 'show', 'tok_nothereaaaaa']), { code: 1, out: '', err: TARGET(server.url) + 'portcullis: no token with that id\n' })
 
     t.same(await runCli(['tokens', 'revoke', token.id]), { code: 0, out: 'revoked\n', err: TARGET(server.url) })
     t.equal((await runCli(['tokens', 'revoke', token.id])).code, 1, 'already revoked')
@@ -87,13 +87,13 @@ test('the token CLI against a real Redis', async (t) => {
     const imported = await runCli(['tokens', 'import', file])
     t.equal(imported.code, 0, imported.err)
     const ids = imported.out.trimEnd().split('\n')
-    t.equal(ids[0], 'seed-a')
+    t.equal(ids[0], 'tok_seedaaaaaaaa')
     t.match(ids[1], /^tok_/)
     t.equal(ids.length, 2)
 
     const one = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[0], rate_limit: 7 }))
-    t.same(one, { code: 0, out: 'seed-a\n', err: TARGET(server.url) }, 'stdin, one object: an edit of seed-a')
-    t.equal(JSON.parse((await runCli(['tokens', 'show', 'seed-a'])).out).rate_limit, 7)
+    t.same(one, { code: 0, out: 'tok_seedaaaaaaaa\n', err: TARGET(server.url) }, 'stdin, one object: an edit of tok_seedaaaaaaaa')
+    t.equal(JSON.parse((await runCli(['tokens', 'show', 'tok_seedaaaaaaaa'])).out).rate_limit, 7)
 
     const before = await r.dbsize()
     const bad = await runCli(['tokens', 'import', '-'], JSON.stringify([{ ...seed[0], rate_limit: 1 }, { api_key: 'short', rate_limit: 0, allowed_routes: ['/a/../b'] }]))
@@ -103,10 +103,10 @@ test('the token CLI against a real Redis', async (t) => {
     t.match(bad.err, /record 2: allowed_routes\[0\]: invalid route pattern/)
     t.notOk(bad.err.includes(String(seed[0]?.api_key)))
     t.equal(await r.dbsize(), before)
-    t.equal(JSON.parse((await runCli(['tokens', 'show', 'seed-a'])).out).rate_limit, 7, 'the good record was not written either')
+    t.equal(JSON.parse((await runCli(['tokens', 'show', 'tok_seedaaaaaaaa'])).out).rate_limit, 7, 'the good record was not written either')
 
-    const conflict = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[1], api_key: 'a-different-key-000000', id: 'seed-a' }))
-    t.same(conflict, { code: 2, out: '', err: TARGET(server.url) + 'portcullis: record 1 (id seed-a): id seed-a already belongs to another token; nothing written\n' })
+    const conflict = await runCli(['tokens', 'import', '-'], JSON.stringify({ ...seed[1], api_key: 'a-different-key-000000', id: 'tok_seedaaaaaaaa' }))
+    t.same(conflict, { code: 2, out: '', err: TARGET(server.url) + 'portcullis: record 1 (id tok_seedaaaaaaaa): id tok_seedaaaaaaaa already belongs to another token; nothing written\n' })
     t.equal(await r.dbsize(), before)
   })
 
@@ -115,6 +115,8 @@ test('the token CLI against a real Redis', async (t) => {
     await writeFile(badJson, '{\n  "api_key": "cli-secret-key-000000",\n  oops\n}')
     const empty = join(dir, 'empty.json')
     await writeFile(empty, '[]')
+    const oldId = join(dir, 'old-id.json')
+    await writeFile(oldId, JSON.stringify({ ...seed[0], id: 'seed-a' }))
     const ok = ['--rate-limit', '5', '--route', '/*']
     const cases: Array<[string[], RegExp]> = [
       [['bogus'], /unknown command "bogus"/],
@@ -154,6 +156,12 @@ test('the token CLI against a real Redis', async (t) => {
       [['tokens', 'list', 'x'], /unexpected argument "x"/],
       [['tokens', 'show'], /missing ID/],
       [['tokens', 'show', 'a', 'b'], /unexpected argument "b"/],
+      [['tokens', 'import', oldId], /^portcullis: record 1: id: must be tok_ followed by 12 characters of a-z and 2-7, e\.g\. tok_k3xq7m2vb4pa; nothing written/],
+      [['tokens', 'show', 'seed-a'], /^portcullis: ID must be a token id: tok_ followed by 12 characters of a-z and 2-7/],
+      [['tokens', 'show', 'tok_SEEDAAAAAAAA'], /ID must be a token id/],
+      [['tokens', 'show', 'tok_seedaaaaaaa1'], /ID must be a token id/],
+      [['tokens', 'show', 'tok_seedaaaaaaaaa'], /ID must be a token id/],
+      [['tokens', 'show', 'cli-secret-key-000000'], /ID must be a token id/],
       [['tokens', 'revoke'], /missing ID_OR_KEY/],
       [['tokens', 'revoke', '--all'], /^portcullis: Unknown option '--all' \(see/]
     ]
@@ -172,6 +180,7 @@ test('the token CLI against a real Redis', async (t) => {
       t.equal(res.code, 2, `stdin ${JSON.stringify(input)}: ${res.err}`)
     }
     t.notOk((await runCli(['tokens', 'import', badJson])).err.includes('cli-secret-key'), 'invalid JSON is not quoted back')
+    t.notOk((await runCli(['tokens', 'show', 'cli-secret-key-000000'])).err.includes('cli-secret-key'), 'a key given as an id is not quoted back')
     t.equal(await r.dbsize(), before, 'nothing written')
   })
 
@@ -234,7 +243,7 @@ test('the token CLI against a real Redis', async (t) => {
     const help = (await runCli(['tokens', 'import', '--help'])).out
     const example = /File format[^\n]*\n([\s\S]*?\n {2}\])\n/.exec(help)?.[1] ?? ''
     const res = await runCli(['tokens', 'import', '-'], example)
-    t.same(res, { code: 0, out: 'alice\n', err: TARGET(server.url) }, res.err)
+    t.same(res, { code: 0, out: 'tok_alicesintegr\n', err: TARGET(server.url) }, res.err)
   })
 
   await t.test('configuration errors and an unreachable Redis: exit 1, one clear line, no hang', async (t) => {

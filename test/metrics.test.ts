@@ -8,7 +8,7 @@ import { freePort, sharedRedis } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
 import { CALM, startGateway, testConfig } from './helpers/gateway.js'
 import { metricTypes, parseSamples, valueOf } from './helpers/prometheus.js'
-import { TokenStore } from '../src/token-store.js'
+import { TokenStore } from '../src/tokens/store.js'
 import { buildApp } from '../src/app.js'
 
 const redis = await sharedRedis()

@@ -21,9 +21,13 @@ const EMPTY: ReadonlySet<string> = new Set()
 const NOT_TRAILERS = new Set(['content-length', 'host'])
 /** The name the gateway gives itself in Via (RFC 9110 §7.6.3): a pseudonym, never the host name. */
 const VIA_NAME = 'portcullis'
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
+/** The X-Request-Id grammar a client's value must match to be kept, as a pattern (docs/forwarding.md). */
+export const REQUEST_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$'
+/** REQUEST_ID_PATTERN in words. */
+export const REQUEST_ID_SHAPE = '1-128 characters of [A-Za-z0-9._-]'
+const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN)
 
-/** The client's X-Request-Id when it is 1–128 chars of [A-Za-z0-9._-] and sent once, else null. */
+/** The client's X-Request-Id when it matches REQUEST_ID_PATTERN and was sent once, else null. */
 export function acceptableRequestId (value: string | string[] | undefined): string | null {
   return typeof value === 'string' && REQUEST_ID.test(value) ? value : null
 }

@@ -19,7 +19,7 @@ export function deadlineMarginMs (commandTimeoutMs: number): number {
 
 /** One request's check as the gate queues it. */
 export interface GateCheck {
-  /** The token's record and limiter keys (src/lib/gcra.ts tokenKeys: one hash tag). */
+  /** The token's record and limiter keys (src/tokens/keys.ts tokenKeys: one hash tag). */
   record: string
   limiter: string
   /** The routes revision the caller has compiled for this token ('' for none). */

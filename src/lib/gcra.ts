@@ -17,7 +17,7 @@ export type GateResult =
      * revision is the one the caller passed (its compiled copy is current, so nothing was sent).
      */
     allowedRoutes: string | null
-    /** The stored routes revision (token.ts routesRevision), '' for a record without one. */
+    /** The stored routes revision (src/tokens/record.ts routesRevision), '' for a record without one. */
     routesRev: string
     burst: number
     /** Seconds the policy takes to refill a full bucket. */
@@ -33,7 +33,6 @@ export type GateDecision = Extract<GateResult, { status: 'allowed' | 'limited' }
 /** The fields the rate-limit headers are made from. */
 export type RateLimitState = Pick<GateDecision, 'burst' | 'policyWindow' | 'remaining' | 'resetSeconds'>
 
-const DIGEST = /^[0-9a-f]{64}$/
 const ROUTES_REV = /^(?:[0-9a-f]{16})?$/
 
 function malformed (raw: unknown, why: string): Error {
@@ -83,12 +82,4 @@ export function rateLimitHeaders (r: RateLimitState): { 'ratelimit-policy': stri
     'ratelimit-policy': `"default";q=${r.burst};w=${r.policyWindow}`,
     ratelimit: `"default";r=${r.remaining};t=${r.resetSeconds}`
   }
-}
-
-/** Redis keys of one token (same hash tag). */
-export function tokenKeys (prefix: string, digest: string): { record: string, limiter: string } {
-  // Refusing anything but a digest keeps a plain API key from ever becoming part of a key name.
-  if (!DIGEST.test(digest)) throw new TypeError('tokenKeys expects a lowercase hex SHA-256 digest')
-  // The digest in braces is the Cluster hash tag, so the script's two keys share a slot.
-  return { record: `${prefix}{${digest}}:token`, limiter: `${prefix}{${digest}}:gcra` }
 }

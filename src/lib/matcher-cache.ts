@@ -2,6 +2,7 @@
 // gateway sends the revision it holds with each script call; the script sends the routes text back
 // only when the stored revision differs, so a hit costs no routes on the wire and no compile, and
 // an edit still shows on the very next request (the script compares against the record each time).
+import { FifoMap } from 'toad-cache'
 import { compiledRoutes, compileRoutesJson, type RouteMatcher } from './route-patterns.js'
 
 /** Upper bound on cached tokens; the entry written longest ago is evicted first. */
@@ -19,11 +20,12 @@ export interface CompiledRevision {
  * leave an "unchanged" reply without its matcher.
  */
 export class MatcherCache {
-  private readonly entries = new Map<string, CompiledRevision>()
+  private readonly entries: FifoMap<CompiledRevision>
   private compiled = 0
 
   constructor (readonly max: number = MATCHER_CACHE_MAX) {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('MatcherCache max must be a whole number >= 1')
+    this.entries = new FifoMap(max)
   }
 
   /** What this gateway holds for a token digest, if anything. */
@@ -45,10 +47,7 @@ export class MatcherCache {
     if (rev === '') return compiledRoutes(routes)
     const matcher = compileRoutesJson(routes)
     this.compiled++
-    if (this.entries.size >= this.max) {
-      const oldest = this.entries.keys().next()
-      if (oldest.done !== true) this.entries.delete(oldest.value)
-    }
+    // Full: the FIFO map evicts the entry written longest ago.
     this.entries.set(digest, { rev, matcher })
     return matcher
   }

@@ -3,6 +3,7 @@
  * generated document), so its operations are written out here: one path per configured route
  * prefix, every common method, bearer security, and the answers the gateway itself makes (SPEC §5).
  */
+import { REQUEST_ID_PATTERN, REQUEST_ID_SHAPE } from './forward-headers.js'
 
 /** The methods documented for each prefix; all of them are proxied alike. */
 export const PROXY_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'] as const
@@ -54,7 +55,7 @@ export const OPENAPI_COMPONENTS = {
     },
     'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 0, example: 3 } },
     'X-Request-Id': {
-      description: "The client's X-Request-Id when it is 1-128 characters of [A-Za-z0-9._-], else one made by the gateway; also sent upstream",
+      description: `The client's X-Request-Id when it is ${REQUEST_ID_SHAPE}, else one made by the gateway; also sent upstream`,
       schema: { type: 'string' }
     },
     'WWW-Authenticate': { description: 'Bearer challenge', schema: { type: 'string', example: 'Bearer error="invalid_token"' } }
@@ -71,8 +72,8 @@ export const OPENAPI_COMPONENTS = {
       name: 'X-Request-Id',
       in: 'header',
       required: false,
-      description: 'Correlation id, kept when it is 1-128 characters of [A-Za-z0-9._-]',
-      schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' }
+      description: `Correlation id, kept when it is ${REQUEST_ID_SHAPE}`,
+      schema: { type: 'string', pattern: REQUEST_ID_PATTERN }
     }
   },
   responses: {

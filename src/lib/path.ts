@@ -11,9 +11,12 @@ const DOT = 0x2e
 const MAX_ECHO = 32
 
 // ALPHA DIGIT - . _ ~ : decoding these never changes what any backend sees.
-const UNRESERVED = charTable('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~')
-// RFC 3986 pchar without pct-encoded: the characters a path may carry literally.
-const PCHAR = charTable('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&\'()*+,;=:@')
+const UNRESERVED_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~'
+// RFC 3986 pchar without pct-encoded (unreserved, sub-delims, ":" and "@"): the characters a path
+// segment may carry literally. The one spelling of it: route patterns and prefixes use isPcharLiteral.
+const PCHAR_LITERALS = UNRESERVED_CHARS + "!$&'()*+,;=:@"
+const UNRESERVED = charTable(UNRESERVED_CHARS)
+const PCHAR = charTable(PCHAR_LITERALS)
 const HEX = '0123456789ABCDEF'
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
@@ -236,6 +239,11 @@ function checkParameterDotSegment (seg: string): void {
   if (name === '' && seg !== '') {
     reject(`segment ${excerpt(seg)} is empty once its ";" parameters are removed`)
   }
+}
+
+/** True when `ch` is one character of PCHAR_LITERALS. */
+export function isPcharLiteral (ch: string): boolean {
+  return ch.length === 1 && PCHAR[ch.charCodeAt(0)] === 1
 }
 
 function charTable (chars: string): Uint8Array {

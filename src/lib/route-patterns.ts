@@ -1,6 +1,8 @@
 // allowed_routes patterns of SPEC §3: parsed and checked once when a token is written, compiled
 // once per routes revision (src/lib/matcher-cache.ts), then matched per request without regular
 // expressions.
+import { FifoMap } from 'toad-cache'
+import { isPcharLiteral } from './path.js'
 
 /**
  * Methods a pattern may name. The RFC 9110 methods plus PATCH: a typo such as `GTE` must be
@@ -44,9 +46,6 @@ interface CompiledPattern {
   prefix: boolean
 }
 
-// RFC 3986 pchar without '%': anything else is either refused by SPEC §3 or could never equal a
-// segment of a normalised path (non-ASCII stays percent-encoded there).
-const SEGMENT_CHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/
 const METHOD_TOKEN = /^[A-Za-z]+$/
 
 /** Parses one pattern; returns the compiled form or the problem as text. */
@@ -97,7 +96,9 @@ function badCharacter (path: string): string | null {
     if (ch === '%') return 'contains "%" (write the decoded path; percent-encoding is not matched)'
     if (ch === '?') return 'contains "?" (query strings are not part of a pattern)'
     if (ch === '#') return 'contains "#"'
-    if (ch !== '/' && !SEGMENT_CHAR.test(ch)) return `contains ${JSON.stringify(ch)}, which is not allowed in a path segment`
+    // RFC 3986 pchar without '%': anything else is either refused (docs/tokens.md) or could never equal
+    // a segment of a normalised path (non-ASCII stays percent-encoded there).
+    if (ch !== '/' && !isPcharLiteral(ch)) return `contains ${JSON.stringify(ch)}, which is not allowed in a path segment`
   }
   return null
 }
@@ -173,7 +174,7 @@ export function compileRoutesJson (json: string): RouteMatcher {
 
 /** Upper bound on cached matchers; distinct allowed_routes texts, not tokens, fill it. */
 export const ROUTE_CACHE_MAX = 10_000
-const cache = new Map<string, RouteMatcher>()
+const cache = new FifoMap<RouteMatcher>(ROUTE_CACHE_MAX)
 
 /**
  * The matcher for a record's allowed_routes JSON text, compiled once per distinct text (oldest
@@ -184,10 +185,6 @@ export function compiledRoutes (json: string): RouteMatcher {
   const hit = cache.get(json)
   if (hit !== undefined) return hit
   const matcher = compileRoutesJson(json)
-  if (cache.size >= ROUTE_CACHE_MAX) {
-    const oldest = cache.keys().next()
-    if (oldest.done !== true) cache.delete(oldest.value)
-  }
   cache.set(json, matcher)
   return matcher
 }

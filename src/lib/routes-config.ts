@@ -6,6 +6,7 @@
 import type { RouteConfig } from './route-table.js'
 import { ConfigError } from './config-error.js'
 import { GATEWAY_PATHS } from './gateway-paths.js'
+import { isPcharLiteral } from './path.js'
 
 const fail = (problem: string): never => { throw new ConfigError('ROUTES', problem) }
 
@@ -80,7 +81,7 @@ function integerAtLeast (v: unknown, min: number, problem: string): number {
 /** Prefixes are plain, already-normal paths so that matching them is exact. */
 function validatePrefix (p: string): string {
   if (!p.startsWith('/')) fail(`prefix "${p}" must start with /`)
-  if (!/^[A-Za-z0-9\-._~!$&'()*+,;=:@/]+$/.test(p)) fail(`prefix "${p}" may only contain unreserved path characters (no %, ?, #, \\ or spaces)`)
+  if (![...p].every((ch) => ch === '/' || isPcharLiteral(ch))) fail(`prefix "${p}" may only contain unreserved path characters (no %, ?, #, \\ or spaces)`)
   const trimmed = p.length > 1 ? p.replace(/\/+$/, '') : p
   if (trimmed === '' || trimmed === '/') fail(`prefix "${p}" would cover the gateway's own paths (${GATEWAY_PATHS.join(', ')})`)
   const segments = trimmed.slice(1).split('/')

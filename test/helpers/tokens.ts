@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis'
-import { TokenStore } from '../../src/token-store.js'
+import { TokenStore } from '../../src/tokens/store.js'
 
 /** A token made for a test: its key (for `Authorization: Bearer`) and its public id. */
 export interface TestToken { key: string, id: string, bearer: string }

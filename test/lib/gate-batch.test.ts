@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { MAX_GATE_BATCH, decodeGateBatch, deadlineMarginMs, encodeGateBatch } from '../../src/lib/gate-batch.js'
-import { tokenKeys } from '../../src/lib/gcra.js'
+import { tokenKeys } from '../../src/tokens/keys.js'
 
 const REV = '0123456789abcdef'
 const A = tokenKeys('p:', 'a'.repeat(64))

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { GCRA_COMMAND, GCRA_SCRIPT, decodeGateReply, rateLimitHeaders, tokenKeys } from '../../src/lib/gcra.js'
+import { GCRA_COMMAND, GCRA_SCRIPT, decodeGateReply, rateLimitHeaders } from '../../src/lib/gcra.js'
 
 const REV = '0123456789abcdef'
 
@@ -70,15 +70,6 @@ test('rateLimitHeaders: draft-ietf-httpapi-ratelimit-headers-11 strings', async 
   const limited = decodeGateReply([3, 'tok', '[]', '', 5, 120, 0, 9])
   if (limited.status !== 'limited') throw new Error('decoded wrong')
   t.same(rateLimitHeaders(limited), { 'ratelimit-policy': '"default";q=5;w=120', ratelimit: '"default";r=0;t=9' })
-})
-
-test('tokenKeys share one hash tag and accept only a digest', async (t) => {
-  const d = 'ab'.repeat(32)
-  t.same(tokenKeys('portcullis:', d), { record: `portcullis:{${d}}:token`, limiter: `portcullis:{${d}}:gcra` })
-  t.same(tokenKeys('', d), { record: `{${d}}:token`, limiter: `{${d}}:gcra` })
-  for (const bad of ['', 'pc_secretkey', 'AB'.repeat(32), 'ab'.repeat(31), 'ab'.repeat(33), `${'ab'.repeat(31)}}{`]) {
-    t.throws(() => tokenKeys('p:', bad), TypeError, JSON.stringify(bad))
-  }
 })
 
 test('the script is loaded from gcra.lua at import', async (t) => {

@@ -3,9 +3,10 @@ import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { RedisServer } from '../helpers/redis.js'
-import { GCRA_COMMAND, GCRA_SCRIPT, tokenKeys, type GateDecision, type GateResult } from '../../src/lib/gcra.js'
+import { GCRA_COMMAND, GCRA_SCRIPT, type GateDecision, type GateResult } from '../../src/lib/gcra.js'
+import { tokenKeys } from '../../src/tokens/keys.js'
 import { decodeGateBatch, encodeGateBatch } from '../../src/lib/gate-batch.js'
-import { routesRevision } from '../../src/lib/token.js'
+import { routesRevision } from '../../src/tokens/record.js'
 
 type Gate = (record: string, limiter: string, defaultWindow: number, cost: number, routesRev: string) => Promise<unknown>
 type Keys = { record: string, limiter: string }

@@ -10,8 +10,8 @@ import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { credentialLeaks } from '../helpers/leaks.js'
-import { TokenStore } from '../../src/token-store.js'
-import { digestApiKey, tokenLimiterKey, tokenRecordKey } from '../../src/lib/token.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey, tokenLimiterKey, tokenRecordKey } from '../../src/tokens/keys.js'
 
 const PREFIX = 'portcullis:'
 const redis = await sharedRedis()

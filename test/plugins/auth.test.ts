@@ -8,8 +8,8 @@ import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { credentialLeaks } from '../helpers/leaks.js'
 import { Redis } from 'ioredis'
-import { TokenStore } from '../../src/token-store.js'
-import { digestApiKey, tokenLimiterKey } from '../../src/lib/token.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey, tokenLimiterKey } from '../../src/tokens/keys.js'
 
 const redis = await sharedRedis()
 const up = await new Upstream().start()

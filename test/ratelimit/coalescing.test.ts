@@ -8,8 +8,7 @@ import { RedisServer } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
-import { digestApiKey } from '../../src/lib/token.js'
-import { tokenKeys } from '../../src/lib/gcra.js'
+import { digestApiKey, tokenKeys } from '../../src/tokens/keys.js'
 
 const server = await new RedisServer().start()
 const upstream = await new Upstream().start()

@@ -12,7 +12,7 @@ import { RedisCluster } from '../helpers/redis-cluster.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { createClusterTestToken, createTestToken, type TestToken } from '../helpers/tokens.js'
-import { TokenStore } from '../../src/token-store.js'
+import { TokenStore } from '../../src/tokens/store.js'
 
 const BURST = 20
 // A window of an hour: at most one unit refills (every 180 s) during a test, i.e. none.

@@ -8,9 +8,8 @@ import { scanKeys, sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
-import { TokenStore } from '../../src/token-store.js'
-import { digestApiKey } from '../../src/lib/token.js'
-import { tokenKeys } from '../../src/lib/gcra.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey, tokenKeys } from '../../src/tokens/keys.js'
 
 const PREFIX = 'hygiene:'
 // Not a fault test: a loaded CI machine must not turn a slow Redis reply or a stalled event loop

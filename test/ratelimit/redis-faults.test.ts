@@ -10,8 +10,7 @@ import { Upstream } from '../helpers/upstream.js'
 import { startGateway } from '../helpers/gateway.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
 import { createClusterTestToken, createTestToken, type TestToken } from '../helpers/tokens.js'
-import { digestApiKey } from '../../src/lib/token.js'
-import { tokenKeys } from '../../src/lib/gcra.js'
+import { digestApiKey, tokenKeys } from '../../src/tokens/keys.js'
 
 const server = await new RedisServer().start()
 const upstream = await new Upstream().start()

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { RedisServer, scanKeys, sharedRedis } from '../helpers/redis.js'
-import { TokenStore } from '../../src/token-store.js'
+import { TokenStore } from '../../src/tokens/store.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway, type TestGateway } from '../helpers/gateway.js'
 import { rawRequest, header, json as rawJson } from '../helpers/raw-http.js'
@@ -219,6 +219,36 @@ t.test('unknown ids are 404 TOKEN_NOT_FOUND; DELETE revokes at once, then 404', 
   const byKey = await call(gw, 'DELETE', `/admin/tokens/${other.body.api_key as string}`)
   t.equal(byKey.status, 404, 'a key in the URL is not a revocation (it would end up in access logs)')
   t.equal((await call(gw, 'GET', `/admin/tokens/${other.body.id as string}`)).status, 200, 'the token is still there')
+})
+
+/** `cmdstat_<name>` → calls, from INFO commandstats. */
+async function commandCalls (r: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>()
+  for (const m of (await r.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1] as string, Number(m[2]))
+  return calls
+}
+
+t.test('an id of another shape is 404 TOKEN_NOT_FOUND, not echoed, with no Redis command at all', async (t) => {
+  const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  t.teardown(() => r.disconnect())
+  // An index entry under an old-style id: were the text looked up, it would be found.
+  const created = await call(gw, 'POST', '/admin/tokens', { body: { rate_limit: 5, allowed_routes: ['/*'] } })
+  const digest = await r.hget('portcullis:tokens', created.body.id as string)
+  await r.hset('portcullis:tokens', 'seed-a', digest as string)
+  const notIds = ['seed-a', 'alice', 'tok_short', 'tok_AAAAAAAAAAAA', 'tok_aaaaaaaaaaa1', 'tok_aaaaaaaaaaaaa', 'x'.repeat(64), 'not.an.id']
+  const before = await commandCalls(r)
+  for (const method of ['GET', 'DELETE'] as const) {
+    for (const id of notIds) {
+      const a = await call(gw, method, `/admin/tokens/${id}`)
+      isError(t, a, 404, 'TOKEN_NOT_FOUND', `${method} ${id}`)
+      t.notOk(a.text.includes(id), `${method} ${id}: not echoed`)
+    }
+  }
+  const after = await commandCalls(r)
+  const ran = [...after].filter(([name, n]) => name !== 'info' && n !== (before.get(name) ?? 0))
+  t.same(ran, [], 'Redis ran no command for text that is not an id')
+  t.equal((await call(gw, 'GET', `/admin/tokens/${created.body.id as string}`)).status, 200, 'a real id is still looked up')
+  t.equal(await r.hdel('portcullis:tokens', 'seed-a'), 1, 'the old-style entry was not touched')
 })
 
 t.test('an API key in the URL is never echoed in the 404 nor written to the log', async (t) => {

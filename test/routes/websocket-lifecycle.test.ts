@@ -11,7 +11,7 @@ import { WsUpstream } from '../helpers/ws-upstream.js'
 import { openWs, nextMessage, closedWithin, rawHandshake } from '../helpers/ws-client.js'
 import { rawRequest, header } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
-import { TokenStore } from '../../src/token-store.js'
+import { TokenStore } from '../../src/tokens/store.js'
 import { Redis } from 'ioredis'
 
 const redis = await sharedRedis()

@@ -8,8 +8,8 @@ import { request } from 'undici'
 import { sharedRedis, freePort } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway, type TestGateway } from '../helpers/gateway.js'
-import { TokenStore } from '../../src/token-store.js'
-import { digestApiKey } from '../../src/lib/token.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey } from '../../src/tokens/keys.js'
 
 const redis = await sharedRedis()
 const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })

@@ -8,8 +8,8 @@ import { RedisServer, dumpAll } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway } from '../helpers/gateway.js'
 import { pointCliAt, runCli } from '../helpers/cli.js'
-import { TokenStore } from '../../src/token-store.js'
-import { digestApiKey } from '../../src/lib/token.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey } from '../../src/tokens/keys.js'
 
 t.test('no api_key (nor the admin token) is stored anywhere in Redis', async (t) => {
   // A private server: the scan must see this test's data only, and all of it.

@@ -1,10 +1,14 @@
 import { test } from 'tap'
 import type { Redis } from 'ioredis'
-import { RedisServer, dumpAll } from './helpers/redis.js'
-import { TokenStore } from '../src/token-store.js'
-import { TokenInputError, digestApiKey, routesRevision, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../src/lib/token.js'
+import { RedisServer, dumpAll } from '../helpers/redis.js'
+import { TokenStore } from '../../src/tokens/store.js'
+import { digestApiKey, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from '../../src/tokens/keys.js'
+import { routesRevision } from '../../src/tokens/record.js'
+import { TokenInputError } from '../../src/tokens/validate.js'
 
 const P = 'pct:'
+/** A valid, distinct token id per number: its decimal digits spelled as the letters a-j. */
+const bulkId = (i: number): string => 'tok_bulk' + [...String(i).padStart(8, '0')].map((d) => 'abcdefghij'[Number(d)]).join('')
 
 /** Every key and every value (hash fields and values included) in the database, as text. */
 async function dumpAllText (r: Redis): Promise<string[]> {
@@ -75,18 +79,18 @@ test('token store against a real Redis', async (t) => {
   })
 
   const seed = [
-    { api_key: 'seed-key-aaaaaaaaaaaaaaaa', id: 'seed-a', rate_limit: 100, expires_at: '2027-12-31T23:59:59Z', allowed_routes: ['/api/v1/users/*', '/api/v1/products/*'] },
+    { api_key: 'seed-key-aaaaaaaaaaaaaaaa', id: 'tok_seedaaaaaaaa', rate_limit: 100, expires_at: '2027-12-31T23:59:59Z', allowed_routes: ['/api/v1/users/*', '/api/v1/products/*'] },
     { api_key: 'seed-key-bbbbbbbbbbbbbbbb', rate_limit: 10, burst: 20, window_seconds: 1, name: 'b', allowed_routes: ['GET,HEAD /api/*'] }
   ]
 
   await t.test('import stores every record; the keys work for revoke; no plaintext key anywhere', async (t) => {
     const ids = await store.importRecords(seed)
-    t.equal(ids[0], 'seed-a')
+    t.equal(ids[0], 'tok_seedaaaaaaaa')
     t.match(ids[1], /^tok_/)
     const list = await store.list()
     t.same(list.map((x) => x.id).sort(), [...ids].sort())
-    const a = await store.show('seed-a')
-    t.same(a, { id: 'seed-a', name: '', rate_limit: 100, burst: 100, window_seconds: 60, expires_at: '2027-12-31T23:59:59Z', allowed_routes: seed[0]?.allowed_routes, created_at: a?.created_at })
+    const a = await store.show('tok_seedaaaaaaaa')
+    t.same(a, { id: 'tok_seedaaaaaaaa', name: '', rate_limit: 100, burst: 100, window_seconds: 60, expires_at: '2027-12-31T23:59:59Z', allowed_routes: seed[0]?.allowed_routes, created_at: a?.created_at })
     const created = await store.create({ rate_limit: 1, allowed_routes: ['/*'] })
     const everything = (await dumpAllText(r)).join('\n')
     for (const key of [...seed.map((s) => s.api_key), created.api_key]) {
@@ -103,25 +107,35 @@ test('token store against a real Redis', async (t) => {
     t.ok(err instanceof TokenInputError)
     t.match((err as TokenInputError).problems, [/^record 3: allowed_routes\[0\]: invalid route pattern/])
     t.equal(await r.dbsize(), 0, 'nothing written')
-    const dup = await store.importRecords([seed[0], { ...seed[1], id: 'seed-a' }, { ...seed[1], api_key: seed[0]?.api_key }]).catch((e: unknown) => e)
-    t.match((dup as TokenInputError).problems, [/id seed-a is also used by record 1/, /api_key is the same as in record 1/])
+    const dup = await store.importRecords([seed[0], { ...seed[1], id: 'tok_seedaaaaaaaa' }, { ...seed[1], api_key: seed[0]?.api_key }]).catch((e: unknown) => e)
+    t.match((dup as TokenInputError).problems, [/id tok_seedaaaaaaaa is also used by record 1/, /api_key is the same as in record 1/])
     t.equal(await r.dbsize(), 0, 'nothing written')
     await t.rejects(store.importRecords([]), TokenInputError)
     await t.rejects(store.importRecords('nonsense'), TokenInputError)
     t.equal(await r.dbsize(), 0)
   })
 
+  await t.test('an imported id of another shape is refused, with the shape; such text is no id to show', async (t) => {
+    const err = await store.importRecords({ ...seed[0], id: 'seed-a' }).catch((e: unknown) => e)
+    t.ok(err instanceof TokenInputError)
+    t.same((err as TokenInputError).problems, ['record 1: id: must be tok_ followed by 12 characters of a-z and 2-7, e.g. tok_k3xq7m2vb4pa'])
+    t.equal(await r.dbsize(), 0, 'nothing written')
+    await r.hset(tokenIndexKey(P), 'seed-a', 'f'.repeat(64))
+    t.equal(await store.show('seed-a'), null, 'an index entry of the old shape is not looked up')
+    await r.flushdb()
+  })
+
   await t.test('an id that belongs to another key is refused before anything is written', async (t) => {
     await store.importRecords(seed[0])
     const before = await dumpAllText(r)
-    const err = await store.importRecords([seed[1], { ...seed[1], api_key: 'another-key-1234567890', id: 'seed-a' }]).catch((e: unknown) => e)
-    t.same((err as TokenInputError).problems, ['record 2 (id seed-a): id seed-a already belongs to another token'])
+    const err = await store.importRecords([seed[1], { ...seed[1], api_key: 'another-key-1234567890', id: 'tok_seedaaaaaaaa' }]).catch((e: unknown) => e)
+    t.same((err as TokenInputError).problems, ['record 2 (id tok_seedaaaaaaaa): id tok_seedaaaaaaaa already belongs to another token'])
     t.same(await dumpAllText(r), before, 'Redis unchanged')
     const { id: _id, ...seedANoId } = seed[0] ?? {}
-    const claimed = await store.importRecords([seedANoId, { ...seed[1], id: 'seed-a' }]).catch((e: unknown) => e)
+    const claimed = await store.importRecords([seedANoId, { ...seed[1], id: 'tok_seedaaaaaaaa' }]).catch((e: unknown) => e)
     t.same((claimed as TokenInputError).problems, [
-      "record 1: this key's token has id seed-a, which another record of the import claims",
-      'record 2 (id seed-a): id seed-a already belongs to another token'
+      "record 1: this key's token has id tok_seedaaaaaaaa, which another record of the import claims",
+      'record 2 (id tok_seedaaaaaaaa): id tok_seedaaaaaaaa already belongs to another token'
     ])
     t.same(await dumpAllText(r), before, 'Redis unchanged')
   })
@@ -140,30 +154,30 @@ test('token store against a real Redis', async (t) => {
     t.equal(await r.get(tokenLimiterKey(P, d)), '42', 'an edit does not reset the limiter')
 
     // giving a new id renames the token: the old id no longer resolves
-    const [renamed] = await store.importRecords({ ...seed[1], id: 'renamed' })
-    t.equal(renamed, 'renamed')
+    const [renamed] = await store.importRecords({ ...seed[1], id: 'tok_renamedaaaaa' })
+    t.equal(renamed, 'tok_renamedaaaaa')
     t.equal(await store.show(id as string), null)
     t.equal(await r.hexists(tokenIndexKey(P), id as string), 0)
-    t.same((await store.list()).map((x) => x.id), ['renamed'])
+    t.same((await store.list()).map((x) => x.id), ['tok_renamedaaaaa'])
     t.equal(await store.revoke(id as string), false, 'old id revokes nothing')
-    t.equal(await store.revoke('renamed'), true)
+    t.equal(await store.revoke('tok_renamedaaaaa'), true)
   })
 
   await t.test('dangling and stale index entries are skipped and never revoke another token', async (t) => {
     const a = await store.create({ rate_limit: 1, allowed_routes: ['/*'] })
-    await r.hset(tokenIndexKey(P), 'ghost', 'f'.repeat(64))
-    await r.hset(tokenIndexKey(P), 'stale', digestApiKey(a.api_key))
+    await r.hset(tokenIndexKey(P), 'tok_ghostaaaaaaa', 'f'.repeat(64))
+    await r.hset(tokenIndexKey(P), 'tok_staleaaaaaaa', digestApiKey(a.api_key))
     t.same((await store.list()).map((x) => x.id), [a.id])
-    t.equal(await store.show('ghost'), null)
-    t.equal(await store.show('stale'), null)
-    t.equal(await store.revoke('stale'), false)
+    t.equal(await store.show('tok_ghostaaaaaaa'), null)
+    t.equal(await store.show('tok_staleaaaaaaa'), null)
+    t.equal(await store.revoke('tok_staleaaaaaaa'), false)
     t.ok(await store.show(a.id), 'the token the stale entry points at survives')
-    t.equal(await r.hexists(tokenIndexKey(P), 'stale'), 0, 'stale entry cleaned up')
-    t.equal(await store.revoke('ghost'), false)
+    t.equal(await r.hexists(tokenIndexKey(P), 'tok_staleaaaaaaa'), 0, 'stale entry cleaned up')
+    t.equal(await store.revoke('tok_ghostaaaaaaa'), false)
   })
 
   await t.test('list walks a large index (several HSCAN pages and read batches), sorted by creation', async (t) => {
-    const records = Array.from({ length: 650 }, (_, i) => ({ api_key: `bulk-key-${String(i).padStart(8, '0')}`, id: `bulk-${i}`, rate_limit: 1, allowed_routes: ['/*'] }))
+    const records = Array.from({ length: 650 }, (_, i) => ({ api_key: `bulk-key-${String(i).padStart(8, '0')}`, id: bulkId(i), rate_limit: 1, allowed_routes: ['/*'] }))
     await store.importRecords(records)
     const list = await store.list()
     t.equal(list.length, 650)

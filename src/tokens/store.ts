@@ -1,14 +1,12 @@
-// Token records in Redis (SPEC §3), shared by the CLI and the admin API. Layout, fixed because
-// the rate-limit script reads it: P{digest}:token (HASH), P{digest}:gcra (script only), and the
-// index P tokens (HASH id → digest), which lives in another Cluster slot and so is always written
+// Token records in Redis (docs/tokens.md), shared by the CLI and the admin API. The key layout
+// is ./keys.ts; the index lives in another Cluster slot than the records, so it is always written
 // in its own command: after the record on create, after the record's deletion on revoke.
 import type { Redis, Cluster } from 'ioredis'
-import {
-  type CreatedToken, type PublicToken, type TokenRecord,
-  TokenInputError, digestApiKey, fromRedisHash, generateApiKey, generateTokenId, looksLikeTokenId,
-  nowRfc3339, toRedisHash, tokenIndexKey, tokenLimiterKey, tokenRecordKey, validateImportList,
-  validateTokenInput
-} from './lib/token.js'
+import { generateApiKey, generateTokenId, looksLikeTokenId } from './ids.js'
+import { digestApiKey, tokenIndexKey, tokenLimiterKey, tokenRecordKey } from './keys.js'
+import { fromRedisHash, nowRfc3339, toRedisHash } from './record.js'
+import type { CreatedToken, PublicToken, TokenRecord } from './schema.js'
+import { TokenInputError, validateImportList, validateTokenInput } from './validate.js'
 
 export interface TokenStoreOptions {
   /** RATE_LIMIT_WINDOW_SECONDS: shown as window_seconds for tokens that do not set their own. */

@@ -1,7 +1,7 @@
 // Configuration (SPEC §2): loadConfig table-driven, then `serve` with a bad environment for real.
 import t from 'tap'
-import { loadConfig, ConfigError, type Config } from '../src/lib/config.js'
-import { spawnServe, exitWithin } from './helpers/process.js'
+import { loadConfig, ConfigError, type Config } from '../../src/lib/config.js'
+import { spawnServe, exitWithin } from '../helpers/process.js'
 
 const R = '/api=http://127.0.0.1:3001'
 
