@@ -2,12 +2,12 @@
 // listener, the proxy only on the proxy listener, probes on both; raw requests on real sockets,
 // hostile spellings included; one registry, one drain; a real `serve` with WORKERS=2.
 import t from 'tap'
-import { sharedRedis, freePort, RedisServer } from './helpers/redis.js'
-import { Upstream } from './helpers/upstream.js'
-import { createTestToken } from './helpers/tokens.js'
-import { CALM, startGateway } from './helpers/gateway.js'
-import { RawConnection, rawRequest, rawGet, header, json } from './helpers/raw-http.js'
-import { spawnServe, exitWithin, waitForOk, killHard, type ServeProcess } from './helpers/process.js'
+import { sharedRedis, freePort, RedisServer } from '../helpers/redis.js'
+import { Upstream } from '../helpers/upstream.js'
+import { createTestToken } from '../helpers/tokens.js'
+import { CALM, startGateway } from '../helpers/gateway.js'
+import { RawConnection, rawRequest, rawGet, header, json } from '../helpers/raw-http.js'
+import { spawnServe, exitWithin, waitForOk, killHard, type ServeProcess } from '../helpers/process.js'
 
 const redis = await sharedRedis()
 const token = await createTestToken(redis.url)
