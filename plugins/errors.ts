@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import { normaliseTarget } from '../src/lib/path.js'
+import { isHttp2 } from './shutdown.js'
 import {
   badPath, badRequest, errorBody, internalError, isGatewayError, notFound, payloadTooLarge,
   requestTimeout, routeNotFound, unsupportedMediaType, uriTooLong, headersTooLarge, type GatewayError
@@ -48,7 +49,9 @@ export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply
   reply.request.errorCode = err.code
   if (err.headers !== undefined) reply.headers(err.headers)
   // A refused upload is not read to its end: close the connection instead of draining the body.
-  if (hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
+  // Not on HTTP/2, which forbids the header (RFC 9113 §8.2.2): there Node ends the answered stream
+  // with RST_STREAM NO_ERROR (RFC 9113 §8.1) and the connection serves on.
+  if (!isHttp2(reply.request.raw) && hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err))
 }
 

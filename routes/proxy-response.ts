@@ -43,6 +43,16 @@ export function rememberTrailers (body: Readable, trailers: Record<string, strin
 
 const noop = (): void => {}
 
+/** Name/value pairs as a header object, a repeated name becoming a list. */
+function trailerObject (pairs: Array<[string, string]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of pairs) {
+    const prior = out[name]
+    out[name] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value]
+  }
+  return out
+}
+
 /**
  * Relays the upstream's response to the client. `upstreamHeaders` are the names the upstream's head
  * put on the reply, taken back when the gateway answers with an error instead.
@@ -90,7 +100,9 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
     const trailers = forwardableTrailers(trailersOfBody.get(body) ?? {}, gatewayOwned)
     if (trailers.length > 0) {
       // Node writes them after the last chunk, and only on a chunked response.
-      try { client.addTrailers(trailers) } catch (err) { reply.log.debug({ err }, 'upstream trailers not forwarded') }
+      // HTTP/2 sends them as a trailing HEADERS frame (RFC 9113 §8.1); its addTrailers takes an object.
+      const given = request.httpVersionMajor >= 2 ? trailerObject(trailers) : trailers
+      try { client.addTrailers(given) } catch (err) { reply.log.debug({ err }, 'upstream trailers not forwarded') }
     }
     outcome.complete()
     out.end()

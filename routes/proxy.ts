@@ -11,7 +11,7 @@ import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { badPath, circuitOpen, concurrencyLimited, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
-import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia } from '../src/lib/forward-headers.js'
+import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia, requestAuthority } from '../src/lib/forward-headers.js'
 import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
 import type { GatewayError } from '../src/lib/errors.js'
 import { sendContinue } from '../plugins/server-events.js'
@@ -217,7 +217,7 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
           const out = upstreamRequestHeaders(headers, req.headers, {
             remoteAddress: req.raw.socket.remoteAddress ?? '',
             protocol: req.protocol,
-            host: req.headers.host ?? '',
+            host: requestAuthority(req.headers),
             trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
             requestId: req.id,
             consumerId: req.consumer?.id ?? null

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Config } from './lib/config.js'
 import type { RedisClient } from './redis-client.js'
+import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { acceptableRequestId } from './lib/forward-headers.js'
 import { LOG_TIMESTAMP, logStream } from './log-stream.js'
 import configPlugin from '../plugins/config.js'
@@ -34,6 +35,8 @@ export interface BuildOptions {
   redis?: RedisClient
   /** Where log lines go (tests capture them); default stdout. */
   logStream?: NodeJS.WritableStream
+  /** The proxy listener's certificate and key, already checked (src/tls.ts); read from config.tls when absent. */
+  tls?: TlsMaterial
 }
 
 /** Paths redacted from every log line: the token must never reach a log. */
@@ -56,7 +59,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     genReqId: (req: IncomingMessage) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
     trustProxy: config.trustProxy as boolean | string | string[], // a hop count works too (proxy-addr), the types lag
     return503OnClosing: false, // plugins/shutdown.ts serves in-flight keep-alive requests with Connection: close
-    forceCloseConnections: 'idle',
+    // An Http2SecureServer has no closeIdleConnections: plugins/shutdown.ts closes its idle ones.
+    forceCloseConnections: config.tls === null ? 'idle' : false,
     keepAliveTimeout: 72_000, // above the 60 s idle timeout of common load balancers
     requestTimeout: 0, // uploads stream for as long as they need; UPSTREAM_TIMEOUT_MS guards the upstream side
     connectionTimeout: 0,
@@ -71,7 +75,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     },
     clientErrorHandler // Node's parser refusals (400, 431) get the gateway's JSON answer: plugins/server-events.ts
   }
-  const app = Fastify(fastifyOptions)
+  // TLS is for this (the proxy) listener only: ALPN offers h2 and http/1.1 (RFC 9113 §3.2).
+  const tls = opts.tls ?? (config.tls === null ? null : readTlsMaterial(config.tls))
+  const app = Fastify(tls === null
+    ? fastifyOptions
+    : { ...fastifyOptions, http2: true, https: { allowHTTP1: true, cert: tls.cert, key: tls.key } } as FastifyServerOptions)
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)

@@ -13,13 +13,17 @@ import { startupSummary } from './lib/startup-summary.js'
 import { LOG_TIMESTAMP, logStream } from './log-stream.js'
 import { packageVersion } from './version.js'
 import { buildApp } from './app.js'
+import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { startClusterMetrics } from './cluster-metrics.js'
 
 /** Reads the configuration (exit 1 with one line when invalid) and runs the gateway. */
 export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let config: Config
+  let tls: TlsMaterial | undefined
   try {
     config = loadConfig(env, { dotenv: true })
+    // Checked in the primary too: a bad file is one line, not a crash loop of workers.
+    if (config.tls !== null) tls = readTlsMaterial(config.tls)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`portcullis: invalid configuration: ${err.message}\n`)
@@ -29,7 +33,7 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void
     runPrimary(config)
     return
   }
-  await runWorker(config)
+  await runWorker(config, tls)
 }
 
 /** Waits for Redis, however long it takes, warning with backoff: a worker never listens without it. */
@@ -61,10 +65,10 @@ function listenProblem (err: unknown, config: Config): string | null {
 }
 
 /** One gateway process: Redis ready → app built → listen → drain on a signal. */
-async function runWorker (config: Config): Promise<FastifyInstance> {
+async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise<FastifyInstance> {
   const log = serverLogger(config)
   const redis = await readyRedis(config, log)
-  const app = await buildApp(config, { redis })
+  const app = await buildApp(config, tls === undefined ? { redis } : { redis, tls })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

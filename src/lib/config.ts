@@ -57,7 +57,9 @@ export const EnvSchema = Type.Object({
   PRESSURE_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
   WEBSOCKET_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 2147483647, default: 300000 }),
-  WEBSOCKET_RECHECK_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 30 })
+  WEBSOCKET_RECHECK_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+  TLS_CERT_FILE: Type.Optional(Type.String()),
+  TLS_KEY_FILE: Type.Optional(Type.String())
 })
 type Env = Static<typeof EnvSchema>
 
@@ -89,6 +91,8 @@ export interface Config {
   trustProxy: boolean | number | string[]
   workers: number
   shutdownGraceMs: number
+  /** PEM files that make the proxy listener HTTPS with HTTP/2 (src/tls.ts reads them); null = plain HTTP. */
+  tls: { certFile: string, keyFile: string } | null
   pressure: {
     maxEventLoopDelayMs: number
     maxEventLoopUtilization: number
@@ -147,6 +151,7 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     workers: e.WORKERS === 'auto' ? availableParallelism() : Number(e.WORKERS),
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    tls: parseTlsFiles(e.TLS_CERT_FILE, e.TLS_KEY_FILE),
     pressure: {
       maxEventLoopDelayMs: e.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
       maxEventLoopUtilization: e.PRESSURE_MAX_EVENT_LOOP_UTILIZATION,
@@ -214,6 +219,16 @@ function parseClusterNodes (raw: string | undefined): Config['redisClusterNodes'
     }
     return { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port }
   })
+}
+
+/** Both TLS variables or neither: one alone would silently serve plain HTTP where HTTPS was meant. */
+function parseTlsFiles (cert: string | undefined, key: string | undefined): Config['tls'] {
+  const certFile = cert?.trim() ?? ''
+  const keyFile = key?.trim() ?? ''
+  if (certFile === '' && keyFile === '') return null
+  if (keyFile === '') throw new ConfigError('TLS_KEY_FILE', 'is required when TLS_CERT_FILE is set (both or neither)')
+  if (certFile === '') throw new ConfigError('TLS_CERT_FILE', 'is required when TLS_KEY_FILE is set (both or neither)')
+  return { certFile, keyFile }
 }
 
 /** Fastify `trustProxy`: true/false, a hop count, or a list of addresses/CIDRs. */

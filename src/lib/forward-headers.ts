@@ -32,6 +32,16 @@ export function acceptableRequestId (value: string | string[] | undefined): stri
   return typeof value === 'string' && REQUEST_ID.test(value) ? value : null
 }
 
+/**
+ * The authority the client addressed: `:authority` on HTTP/2 (RFC 9113 §8.3.1, which plays the
+ * role of Host and wins over a Host field sent beside it), else `Host`.
+ */
+export function requestAuthority (headers: IncomingHttpHeaders): string {
+  const authority = headers[':authority']
+  if (typeof authority === 'string' && authority !== '') return authority
+  return headers.host ?? ''
+}
+
 /** Header names listed in `Connection` (comma-separated, any case), which are hop-by-hop too. */
 export function connectionListed (value: string | string[] | undefined): string[] {
   if (value === undefined) return []
@@ -96,7 +106,8 @@ export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddr
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
   for (const name of connectionListed(original.connection)) delete headers[name]
   for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
+    // Pseudo-headers (RFC 9113 §8.3) describe this hop's HTTP/2 request; never fields upstream.
+    if (name.startsWith(':') || HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
       underscoreSpoof(name) || (!ctx.trustProxy && name.startsWith('x-forwarded-'))) delete headers[name]
   }
   // The gateway answers `Expect: 100-continue` itself, once it admitted the request; the upstream

@@ -37,9 +37,10 @@ export async function startGateway (env: Record<string, string>): Promise<TestGa
   await app.listen({ port: 0, host: '127.0.0.1' })
   const addr = app.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('no address')
+  const scheme = config.tls === null ? 'http' : 'https'
   const management = await app.management.listen()
   const managementUrl = management === null ? null : `http://127.0.0.1:${management.port}`
-  return { app, url: `http://127.0.0.1:${addr.port}`, logs, config, managementUrl }
+  return { app, url: `${scheme}://127.0.0.1:${addr.port}`, logs, config, managementUrl }
 }
 
 /**

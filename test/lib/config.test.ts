@@ -28,6 +28,7 @@ t.test('defaults', async (t) => {
     trustProxy: false,
     workers: 1,
     shutdownGraceMs: 10000,
+    tls: null,
     pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0 },
     websocket: { idleTimeoutMs: 300000, recheckSeconds: 30 }
   } satisfies Config)
@@ -69,6 +70,7 @@ t.test('values are read and converted', async (t) => {
   })
   t.equal(c.routes[0]?.timeoutMs, 1500, 'UPSTREAM_TIMEOUT_MS is the default route timeout')
   t.ok(loadConfig({ ROUTES: R, WORKERS: 'auto' }).workers >= 1)
+  t.same(loadConfig({ ROUTES: R, TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' }).tls, { certFile: '/c.pem', keyFile: '/k.pem' }, 'TLS files')
   t.same(loadConfig({ ROUTES: R, CIRCUIT_FAILURE_THRESHOLD: '0' }).circuit, { failureThreshold: 0, cooldownMs: 10000 }, '0 turns the breaker off')
   t.match(loadConfig({ ROUTES: R, CLIENT_BODY_TIMEOUT_MS: '5000', UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '16' }),
     { clientBodyTimeoutMs: 5000, upstreamMaxConnections: 64, maxInFlightPerToken: 16 })
@@ -222,7 +224,10 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['MAX_IN_FLIGHT_PER_TOKEN=-1', { MAX_IN_FLIGHT_PER_TOKEN: '-1' }, 'MAX_IN_FLIGHT_PER_TOKEN', />= 0/],
   ['MAX_IN_FLIGHT_PER_TOKEN=1.5', { MAX_IN_FLIGHT_PER_TOKEN: '1.5' }, 'MAX_IN_FLIGHT_PER_TOKEN', /integer/],
   ['MAX_IN_FLIGHT_PER_TOKEN not below the pool', { UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '64' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(64\)/],
-  ['default MAX_IN_FLIGHT_PER_TOKEN above a small pool', { UPSTREAM_MAX_CONNECTIONS: '100' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(100\).*or 0/]
+  ['default MAX_IN_FLIGHT_PER_TOKEN above a small pool', { UPSTREAM_MAX_CONNECTIONS: '100' }, 'MAX_IN_FLIGHT_PER_TOKEN', /below UPSTREAM_MAX_CONNECTIONS \(100\).*or 0/],
+  ['TLS_CERT_FILE alone', { TLS_CERT_FILE: '/etc/c.pem' }, 'TLS_KEY_FILE', /both or neither/],
+  ['TLS_KEY_FILE alone', { TLS_KEY_FILE: '/etc/k.pem' }, 'TLS_CERT_FILE', /both or neither/],
+  ['TLS_KEY_FILE blank', { TLS_CERT_FILE: '/etc/c.pem', TLS_KEY_FILE: ' ' }, 'TLS_KEY_FILE', /both or neither/]
 ]
 
 t.test(`${INVALID.length} invalid configurations, each a ConfigError naming its variable`, async (t) => {

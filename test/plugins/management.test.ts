@@ -7,6 +7,8 @@ import { Upstream } from '../helpers/upstream.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { CALM, startGateway } from '../helpers/gateway.js'
 import { RawConnection, rawRequest, rawGet, header, json } from '../helpers/raw-http.js'
+import { makeTestCertificate } from '../helpers/tls.js'
+import { h1Request, h2Request } from '../helpers/tls-clients.js'
 import { spawnServe, exitWithin, waitForOk, killHard, type ServeProcess } from '../helpers/process.js'
 
 const redis = await sharedRedis()
@@ -166,4 +168,22 @@ t.test('app.close() while a management request is in flight on a keep-alive conn
   t.ok(await c.waitClosed(5000), 'its keep-alive connection is closed after it')
   await closed
   t.ok(Date.now() - started < 5000, `app.close() resolved in ${Date.now() - started} ms, not after the 72 s keep-alive timeout`)
+})
+
+t.test('TLS and HTTP/2 on the proxy listener: the management listener stays plain HTTP, the guard holds on both protocols', async (t) => {
+  const cert = makeTestCertificate()
+  t.teardown(() => { cert.remove() })
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${echo.url}`, MANAGEMENT_PORT: '0', TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile })
+  t.teardown(() => gw.app.close())
+  for (const path of ['/metrics', '/docs/json', '/admin/tokens']) {
+    const h2 = await h2Request(gw.url, cert.cert, { path })
+    t.equal(h2.status, 404, `h2 ${path}: 404`)
+    t.equal(JSON.parse(h2.body.toString('utf8')).code, 'NOT_FOUND')
+    t.equal((await h1Request(gw.url, cert.cert, { path })).status, 404, `https/1.1 ${path}: 404`)
+  }
+  t.equal((await h2Request(gw.url, cert.cert, { path: '/api/x', headers: { authorization: token.bearer } })).status, 200, 'h2: the proxy works')
+  const metrics = await rawRequest(gw.managementUrl ?? '', rawGet('/metrics'))
+  t.equal(metrics.status, 200, 'management: /metrics over plain HTTP')
+  t.match(metrics.body.toString('utf8'), /portcullis_http_requests_total\{route="\/api",method="GET",status_class="2xx"\} 1\b/, 'the h2 request is counted in the one registry')
+  t.equal((await rawRequest(gw.managementUrl ?? '', rawGet('/readyz'))).status, 200)
 })
