@@ -4,13 +4,16 @@ import { bearerToken, queryCarriesToken } from '../src/lib/bearer.js'
 import { digestApiKey } from '../src/tokens/keys.js'
 import { MatcherCache } from '../src/lib/matcher-cache.js'
 import { GATE_PLUGIN } from './gate.js'
+import { TARGET_PLUGIN } from './target.js'
 import { routeForbidden, storeUnavailable, tokenExpired, tokenInvalid, tokenMissing } from '../src/lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook of the proxy scope: 401 for a missing/bad/unknown/expired token, 403 for a forbidden route. */
-    authenticate: (request: FastifyRequest) => Promise<void>
-    /** The check behind `authenticate`, for a request Fastify never routes (a WebSocket upgrade). */
+    /**
+     * The token check of a proxied request or a WebSocket upgrade (routes/proxy.ts, routes/websocket.ts):
+     * 401 for a missing/bad/unknown/expired token, 403 for a forbidden route. Its outcome is
+     * counted once, in onResponse, from the request's state (plugins/metrics.ts).
+     */
     authorize: (subject: AuthSubject) => Promise<void>
   }
   interface FastifyRequest {
@@ -35,15 +38,13 @@ export default fp(async function authPlugin (app) {
 
   app.decorate('authorize', async function authorize (request: AuthSubject) {
     const target = request.target
-    if (target === null) throw new Error('authenticate runs after the proxy resolved the target')
+    if (target === null) throw new Error('authorize runs after the proxy resolved the target')
     const bearer = bearerToken(request.raw.rawHeaders)
     if (!bearer.ok) {
-      app.metrics.authDecision(bearer.missing ? 'TOKEN_MISSING' : 'TOKEN_INVALID')
       throw bearer.missing ? tokenMissing() : tokenInvalid(`Malformed Authorization header: ${bearer.problem}`)
     }
     // A token in the URL would be forwarded upstream and kept in access logs: refuse the request.
     if (queryCarriesToken(target.query, bearer.token)) {
-      app.metrics.authDecision('TOKEN_INVALID')
       throw tokenInvalid('Tokens are not accepted in the query string')
     }
     const digest = digestApiKey(bearer.token)
@@ -51,28 +52,20 @@ export default fp(async function authPlugin (app) {
     const held = matchers.get(digest)
     const result = await app.gate.check(digest, held?.rev)
     if (result.status === 'unknown') {
-      app.metrics.authDecision('TOKEN_INVALID')
       throw tokenInvalid()
     }
     request.consumer = { id: result.id }
     if (result.status === 'expired') {
-      app.metrics.authDecision('TOKEN_EXPIRED')
       throw tokenExpired()
     }
     const matcher = matchers.resolve(digest, held, result.allowedRoutes, result.routesRev)
     if (matcher === null) {
       // Unreachable while decodeGateReply checks the revision; were it not, refuse rather than guess.
-      app.metrics.authDecision('STORE_UNAVAILABLE')
       throw storeUnavailable()
     }
     if (!matcher.allows(request.method, target.path)) {
-      app.metrics.authDecision('ROUTE_FORBIDDEN')
       throw routeForbidden(request.method, target.path)
     }
-    app.metrics.authDecision('allowed')
     request.rateLimit = result
   })
-  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
-    await app.authorize(request)
-  })
-}, { name: 'portcullis-auth', fastify: '5.x', dependencies: [GATE_PLUGIN, 'portcullis-rate-limit', 'portcullis-metrics'] })
+}, { name: 'portcullis-auth', fastify: '5.x', dependencies: [GATE_PLUGIN, TARGET_PLUGIN, 'portcullis-rate-limit'] })

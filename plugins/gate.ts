@@ -98,9 +98,8 @@ export default fp(async function gatePlugin (app) {
 
   function fail (batch: readonly Pending[], cause: unknown): void {
     for (const p of batch) {
-      // Refused, timed out, or a reply we cannot read: all the same to a client, a 503.
-      app.metrics.rateLimitDecision('store_unavailable')
-      app.metrics.authDecision('STORE_UNAVAILABLE')
+      // Refused, timed out, or a reply we cannot read: all the same to a client, a 503 (counted
+      // as an auth and a rate-limit decision in onResponse from its code, plugins/metrics.ts).
       p.reject(Object.assign(storeUnavailable(), { cause }))
     }
   }

@@ -4,17 +4,14 @@
  * set: route prefixes from ROUTES or the gateway's own paths, never a raw path, query or token.
  *
  * Recorded here, from hooks: http_requests_total, http_request_duration_seconds,
- * upstream_errors_total (from `request.upstreamFailure`), gateway_errors_total (the SPEC code of
- * answers the gateway made itself). Recorded by the code that knows, through `app.metrics`:
+ * upstream_errors_total (from `request.upstreamFailure`), gateway_errors_total (the code of
+ * answers the gateway made itself), and the auth and rate-limit decisions, derived once per
+ * request from its state (`target`, `errorCode`, `rateLimit`) by `observeDecisions`; routes/websocket.ts
+ * calls it for an upgrade too. Recorded by the code that knows, through `app.metrics`:
  *   - routes/proxy.ts:       `app.metrics.observeUpstream(route.prefix, seconds)` when the
  *                            upstream's response head arrives, `app.metrics.circuitTransition(
  *                            route.prefix, to)` when a route's circuit breaker changes state;
- *   - the auth plugin:       `app.metrics.authDecision(result)` once per decision, `result` an
- *                            AuthResult ('allowed', 'missing', …) or the SPEC code it answers with
- *                            ('TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'ROUTE_FORBIDDEN',
- *                            'STORE_UNAVAILABLE');
- *   - the rate-limit plugin: `app.metrics.rateLimitDecision('allowed' | 'limited' | 'store_unavailable')`
- *                            and `app.metrics.observeRedis(seconds, ok)` around its script call.
+ *   - the gate plugin:       `app.metrics.observeRedis(seconds, ok)` around its script call.
  *   - routes/websocket*.ts:  `observeUpgrade` for each upgrade's answer (Fastify's hooks never see
  *                            it), `websocketOpened` / `websocketClosed(route, reason)` per tunnel.
  * Unknown values become 'other' instead of a new series.
@@ -24,8 +21,8 @@ import cluster from 'node:cluster'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
-import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
+import { TARGET_PLUGIN, routeOfUrl, type ProxyTarget } from './target.js'
 import { ownPathOf } from '../src/lib/gateway-paths.js'
 import type { CircuitState } from '../src/lib/circuit.js'
 
@@ -38,6 +35,13 @@ declare module 'fastify' {
 
 /** Outcomes of the token check (SPEC §5 401/403/503). */
 export type AuthResult = 'allowed' | 'missing' | 'invalid' | 'expired' | 'forbidden' | 'store_unavailable'
+/** What `observeDecisions` reads of a finished request or upgrade. */
+export interface DecisionState {
+  target: ProxyTarget | null
+  errorCode: string | null
+  consumer: { id: string } | null
+  rateLimit: { status: string } | null
+}
 /** Outcomes of the rate limiter. */
 export type RateLimitResult = 'allowed' | 'limited' | 'store_unavailable'
 
@@ -85,10 +89,17 @@ export class GatewayMetrics {
   private readonly routePrefixes: ReadonlySet<string>
   private readonly table: RouteTable
   private readonly errorCodes = new Set<string>()
+  // prom-client hashes a label object on every call (sorting its keys): the children of the
+  // per-request series are looked up once per label set and kept (docs/performance.md).
+  private readonly requestChildren = new Map<string, { inc: () => void }>()
+  private readonly durationChildren = new Map<string, { observe: (v: number) => void }>()
+  private readonly authChildren = new Map<string, { inc: () => void }>()
+  private readonly rateLimitChildren = new Map<string, { inc: () => void }>()
 
-  constructor (routes: readonly RouteConfig[]) {
+  /** `table` is the app's route table (plugins/target.ts); without one, a table of `routes`. */
+  constructor (routes: readonly RouteConfig[], table?: RouteTable) {
     this.routePrefixes = new Set(routes.map((r) => r.prefix))
-    this.table = new RouteTable(routes)
+    this.table = table ?? new RouteTable(routes)
     const registers = [this.registry]
     this.requests = new Counter({ name: 'portcullis_http_requests_total', help: 'Requests answered, by route prefix, method and status class', labelNames: ['route', 'method', 'status_class'], registers })
     this.duration = new Histogram({ name: 'portcullis_http_request_duration_seconds', help: 'Time from request received to response sent', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers })
@@ -106,8 +117,14 @@ export class GatewayMetrics {
     this.wsConnections = new Gauge({ name: 'portcullis_websocket_connections', help: 'Open WebSocket tunnels per route', labelNames: ['route'], registers })
     this.wsClosed = new Counter({ name: 'portcullis_websocket_closed_total', help: 'WebSocket tunnels closed, by route and reason', labelNames: ['route', 'reason'], registers })
     // Series that exist from the start, so rate() and absent() work before the first event.
-    for (const r of AUTH_RESULTS) this.auth.inc({ result: r }, 0)
-    for (const r of RATE_LIMIT_RESULTS) this.rateLimit.inc({ result: r }, 0)
+    for (const r of [...AUTH_RESULTS, 'other']) {
+      this.auth.inc({ result: r }, 0)
+      this.authChildren.set(r, this.auth.labels({ result: r }))
+    }
+    for (const r of [...RATE_LIMIT_RESULTS, 'other']) {
+      this.rateLimit.inc({ result: r }, 0)
+      this.rateLimitChildren.set(r, this.rateLimit.labels({ result: r }))
+    }
     for (const route of this.routePrefixes) {
       for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
       this.circuitState.set({ route }, CIRCUIT_STATES.closed)
@@ -126,12 +143,32 @@ export class GatewayMetrics {
   /** Records one token check: an AuthResult or the SPEC error code the request is refused with. */
   authDecision (result: AuthResult | string): void {
     const r = (AUTH_RESULTS as readonly string[]).includes(result) ? result : AUTH_CODES[result] ?? 'other'
-    this.auth.inc({ result: r })
+    this.authChildren.get(r)?.inc()
   }
 
   /** Records one rate-limit decision. */
   rateLimitDecision (result: RateLimitResult): void {
-    this.rateLimit.inc({ result: (RATE_LIMIT_RESULTS as readonly string[]).includes(result) ? result : 'other' })
+    this.rateLimitChildren.get((RATE_LIMIT_RESULTS as readonly string[]).includes(result) ? result : 'other')?.inc()
+  }
+
+  /**
+   * Records the auth and rate-limit decisions of one finished request (or upgrade), once, from
+   * its state: a request with a target went through the token check, whose refusal code or
+   * decision is on the request. Nothing for a request refused before (400, 404, shed).
+   */
+  observeDecisions (state: DecisionState): void {
+    if (state.target === null) return
+    const code = state.errorCode
+    if (code !== null && AUTH_CODES[code] !== undefined) {
+      this.authDecision(code)
+      // The gate's 503 is the rate limiter's too: its one script call makes both decisions.
+      if (code === 'STORE_UNAVAILABLE' && state.consumer === null) this.rateLimitDecision('store_unavailable')
+      return
+    }
+    const decision = state.rateLimit
+    if (decision === null) return // the client left before the gate answered
+    this.authDecision('allowed')
+    this.rateLimitDecision(decision.status === 'limited' ? 'limited' : 'allowed')
   }
 
   /** Records one hot-path Redis command: its duration, and an error when `ok` is false. */
@@ -178,10 +215,14 @@ export class GatewayMetrics {
   observeRequest (route: string, rawMethod: string, statusCode: number, seconds: number, failure: string | null, errorCode: string | null): void {
     const method = METHODS.has(rawMethod) ? rawMethod : 'OTHER'
     const statusClass = `${Math.min(Math.max(Math.floor(statusCode / 100), 1), 5)}xx`
-    // prom-client hashes the labels on every call (~0.3 µs per counter, ~0.5 µs per histogram,
-    // measured); caching children would not avoid that, so plain label objects it is.
-    this.requests.inc({ route, method, status_class: statusClass })
-    this.duration.observe({ route, method }, seconds)
+    const rk = `${route} ${method}`
+    let duration = this.durationChildren.get(rk)
+    if (duration === undefined) this.durationChildren.set(rk, duration = this.duration.labels({ route, method }))
+    const ck = `${rk} ${statusClass}`
+    let requests = this.requestChildren.get(ck)
+    if (requests === undefined) this.requestChildren.set(ck, requests = this.requests.labels({ route, method, status_class: statusClass }))
+    requests.inc()
+    duration.observe(seconds)
     if (failure !== null) this.upstreamErrors.inc({ route, kind: UPSTREAM_FAILURES.includes(failure) ? failure : 'other' })
     if (errorCode !== null) this.gatewayErrors.inc({ route, code: this.codeLabel(errorCode) })
   }
@@ -194,10 +235,7 @@ export class GatewayMetrics {
     if (url === undefined) return 'unmatched'
     // Refused before the proxy resolved its target (shed under pressure): route it here, on this
     // rare path only, so shedding shows per route; an unsafe or unrouted path stays `unmatched`.
-    if (url === '/*') {
-      const normalised = normaliseTarget(request.raw.url ?? '')
-      return normalised.ok ? this.routeLabel(this.table.match(normalised.path)?.prefix ?? '') : 'unmatched'
-    }
+    if (url === '/*') return this.routeLabel(routeOfUrl(this.table, request.raw.url ?? '')?.prefix ?? '')
     // The gateway's own paths are route labels (`/docs/json` counts as `/docs`); anything else is `unmatched`.
     return ownPathOf(url) ?? 'unmatched'
   }
@@ -217,13 +255,14 @@ export class GatewayMetrics {
 
 /** Registers the per-app registry, the recording hooks and, in a cluster worker, the IPC answerer. */
 export default fp(async function metricsPlugin (app) {
-  const metrics = new GatewayMetrics(app.config.routes)
+  const metrics = new GatewayMetrics(app.config.routes, app.routeTable)
   app.decorate('metrics', metrics)
   // `errorCode` is set by plugins/errors.ts for answers the gateway made itself; an upstream's own
   // 4xx/5xx leaves it null. Callback-style hook: no promise per request on the hot path.
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     metrics.observeRequest(metrics.routeOf(request), request.method, reply.statusCode, reply.elapsedTime / 1000,
       request.upstreamFailure ?? null, request.errorCode)
+    metrics.observeDecisions(request)
     done()
   })
 
@@ -231,4 +270,4 @@ export default fp(async function metricsPlugin (app) {
     const detach = attachWorkerMetrics(metrics.registry)
     app.addHook('onClose', async () => { detach() })
   }
-}, { name: 'portcullis-metrics', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors'] })
+}, { name: 'portcullis-metrics', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors', TARGET_PLUGIN] })

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { ownPathOf } from '../src/lib/gateway-paths.js'
-import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable } from '../src/lib/route-table.js'
+import { TARGET_PLUGIN, routeOfUrl } from './target.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -22,12 +22,10 @@ export default fp(async function requestLogPlugin (app) {
   const table = new RouteTable(app.config.routes)
   // Shed under pressure before the proxy resolved its target: route it here, on this rare path
   // only, as plugins/metrics.ts does, so the line and the metrics agree.
-  const unresolvedRoute = (routeUrl: string | undefined, rawUrl: string | undefined): string | null => {
-    if (routeUrl !== '/*') return null
-    const normalised = normaliseTarget(rawUrl ?? '')
-    return normalised.ok ? table.match(normalised.path)?.prefix ?? null : null
-  }
-  app.addHook('onResponse', async (request, reply) => {
+  const unresolvedRoute = (routeUrl: string | undefined, rawUrl: string | undefined): string | null =>
+    routeUrl === '/*' ? routeOfUrl(table, rawUrl ?? '')?.prefix ?? null : null
+  // Callback style: no promise per request on the hot path (docs/performance.md).
+  app.addHook('onResponse', (request, reply, done) => {
     const target = request.target
     app.log.info({
       reqId: request.id,
@@ -46,8 +44,9 @@ export default fp(async function requestLogPlugin (app) {
       rateLimit: request.rateLimit?.status,
       upstreamFailure: request.upstreamFailure ?? undefined
     }, 'request')
+    done()
   })
-}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors', 'portcullis-management'] })
+}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors', 'portcullis-management', TARGET_PLUGIN] })
 
 /** The raw path without its query, capped: a refused request's target is untrusted input. */
 export function pathOnly (url: string | undefined): string {

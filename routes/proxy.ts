@@ -7,9 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import type { Dispatcher } from 'undici'
 import { METHODS, type IncomingMessage } from 'node:http'
-import { normaliseTarget } from '../src/lib/path.js'
-import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
-import { badPath, circuitOpen, concurrencyLimited, routeNotFound, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
+import { circuitOpen, concurrencyLimited, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia, requestAuthority } from '../src/lib/forward-headers.js'
 import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
@@ -19,21 +18,6 @@ import { attachWebSocketUpgrades } from './websocket.js'
 import { InFlightLimiter } from '../src/lib/in-flight.js'
 import { UpstreamAgent } from '../src/upstream-agent.js'
 import { UpstreamExchange } from './upstream-exchange.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Where this request goes: set by the first proxy hook, read by auth, rate limit, logging. */
-    target: ProxyTarget | null
-    /** Set when the upstream failed, for the request log and metrics. */
-    upstreamFailure: UpstreamFailureKind | null
-  }
-}
-
-/** The authorised and forwarded request line: `path` is exactly what the upstream receives. */
-export interface ProxyTarget { route: RouteConfig, path: string, query: string }
-
-/** Kinds of upstream failure, used in logs and metric labels (a small fixed set); `pool`: no pooled connection became free in time. */
-export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol' | 'pool'
 
 /** Classifies an error reported by reply-from/undici. */
 export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
@@ -101,18 +85,9 @@ function restoreContentType (req: IncomingMessage): void {
   }
 }
 
-/** The normalised path and its route, or throws 400 BAD_PATH / 404 ROUTE_NOT_FOUND. */
-export function resolveTarget (table: RouteTable, rawUrl: string): ProxyTarget {
-  const normalised = normaliseTarget(rawUrl)
-  if (!normalised.ok) throw badPath(normalised.reason)
-  const route = table.match(normalised.path)
-  if (route === undefined) throw routeNotFound()
-  return { route, path: normalised.path, query: normalised.query }
-}
-
-/** Registers the catch-all proxy route; `resolveTarget` is the first onRequest hook. */
+/** Registers the catch-all proxy route; its one onRequest hook resolves the target, then checks token, limit and in-flight count. */
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
-  const table = new RouteTable(app.config.routes)
+  const table = app.routeTable
   const breakers = circuitBreakers(app)
   // One undici Agent for every upstream, TLS verified (reply-from's default would not verify),
   // UPSTREAM_MAX_CONNECTIONS per origin; a token holds at most MAX_IN_FLIGHT_PER_TOKEN of them.
@@ -144,27 +119,40 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   })
   await app.register(replyFrom, { undici: upstreamClient as never, disableRequestLogging: true })
 
-  app.decorateRequest('target', null)
-  app.decorateRequest('upstreamFailure', null)
-
-  app.addHook('onRequest', async function resolveTargetHook (request: FastifyRequest) {
-    request.target = resolveTarget(table, request.raw.url ?? '')
+  // One onRequest hook, callback style, for the whole admission in the documented order:
+  // target (400/404) → token (401/403) → limit (429) → in flight (429). One hook instead of four
+  // saves a hook dispatch and three promises per request (docs/performance.md).
+  app.addHook('onRequest', function admitRequest (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+    try {
+      request.target = resolveTarget(table, request.raw.url ?? '')
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    app.authorize(request).then(() => {
+      try {
+        const state = request.rateLimit
+        if (state !== null) reply.headers(app.rateLimitVerdict(state))
+        limitInFlight(request, reply)
+      } catch (err) {
+        done(err as Error)
+        return
+      }
+      done() // outside the try: what runs next (the handler) must not be answered twice
+    }, done)
   })
-  app.addHook('onRequest', app.authenticate)
-  app.addHook('onRequest', app.enforceRateLimit)
   // After the gate call, so a refusal here has spent one unit of quota, like a 403 (docs/rate-limiting.md);
   // before any body byte is read. Released exactly once when the response is over, however it ends.
-  app.addHook('onRequest', function limitInFlight (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+  function limitInFlight (request: FastifyRequest, reply: FastifyReply): void {
     const consumer = request.consumer
-    if (consumer === null) { done(); return }
+    if (consumer === null) return
     const release = inFlight.acquire(consumer.id)
-    if (release === null) { done(concurrencyLimited(inFlight.limit)); return }
+    if (release === null) throw concurrencyLimited(inFlight.limit)
     reply.raw.once('close', release)
     // A pipelined request whose response was not started yet gets no 'close' of its own when the
     // socket dies; its request does, and its socket is gone then.
     request.raw.once('close', () => { if (request.raw.socket?.destroyed !== false) release() })
-    done()
-  })
+  }
 
   const trusts = peerTrust(app.config.trustProxy)
   // Upgrades never reach the route below: Node hands them to the server's 'upgrade' listener.

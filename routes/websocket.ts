@@ -22,7 +22,8 @@ import type { TunnelStats } from '../src/lib/tunnel.js'
 import { toGatewayError } from '../plugins/errors.js'
 import { pathOnly } from '../plugins/request-log.js'
 import type { AuthSubject } from '../plugins/auth.js'
-import { FAILURE_TEXT, GATEWAY_RESPONSE_HEADERS, admit, classifyUpstreamError, resolveTarget, type ProxyTarget, type UpstreamFailureKind } from './proxy.js'
+import { FAILURE_TEXT, GATEWAY_RESPONSE_HEADERS, admit, classifyUpstreamError } from './proxy.js'
+import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
 import { TunnelRegistry } from './websocket-tunnels.js'
 
 /** What the proxy scope shares with its upgrade handler: the same table, breakers and trust rule. */
@@ -189,6 +190,7 @@ function forward (app: FastifyInstance, scope: UpgradeScope, tunnels: TunnelRegi
       path: target.path
     }, (stats) => { finish(app, u, 101, stats) })
     app.metrics.observeUpgrade(route.prefix, 101, (performance.now() - u.started) / 1000, null, null)
+    app.metrics.observeDecisions(u)
   })
 
   upReq.on('response', (res: IncomingMessage) => {
@@ -258,6 +260,7 @@ function finish (app: FastifyInstance, u: Upgrade, status: number, tunnel?: Tunn
   const ms = Math.round((performance.now() - u.started) * 100) / 100
   if (tunnel === undefined) {
     app.metrics.observeUpgrade(u.target?.route.prefix ?? null, status, ms / 1000, u.upstreamFailure, u.errorCode)
+    app.metrics.observeDecisions(u)
   }
   app.log.info({
     reqId: u.id,

@@ -10,6 +10,8 @@ declare module 'autocannon' {
     timeout?: number
     method?: string
     headers?: Record<string, string>
+    /** Requests per second over all connections (a paced run). */
+    overallRate?: number
     /** Responses whose body differs are counted in `mismatches`. */
     expectBody?: string
   }

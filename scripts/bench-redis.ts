@@ -43,15 +43,16 @@ export function callsBetween (before: Map<string, number>, after: Map<string, nu
 
 /**
  * Commands clients sent besides the script calls. commandstats also counts the commands a script
- * runs inside Redis; the gate script runs each of its commands at most once per call, so only
- * counts beyond `scriptCalls` (and every command the script never runs) came over the wire.
+ * runs inside Redis; the gate script runs each of its commands at most once per check, and one
+ * call carries up to one check per request, so only counts beyond `checks` (and every command the
+ * script never runs) came over the wire.
  */
-export function commandsOutsideScript (delta: Record<string, number>, scriptCalls: number, script: string): Record<string, number> {
+export function commandsOutsideScript (delta: Record<string, number>, checks: number, script: string): Record<string, number> {
   const inScript = new Set([...script.matchAll(/redis\.call\(\s*['"](\w+)['"]/g)].map((m) => (m[1] as string).toLowerCase()))
   const out: Record<string, number> = {}
   for (const [name, n] of Object.entries(delta)) {
     if (name === 'evalsha' || name === 'eval') continue
-    const extra = inScript.has(name) ? n - scriptCalls : n
+    const extra = inScript.has(name) ? n - checks : n
     if (extra > 0) out[name] = extra
   }
   return out

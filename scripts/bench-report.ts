@@ -1,56 +1,76 @@
-/** The printed table and the bench-results.json of `npm run bench`, from the autocannon results. */
+/** The figures, targets, printed table and bench-results.json of `npm run bench`, from the autocannon results. */
 import type { Result } from 'autocannon'
 
-/** One measured target: the autocannon result, the server's RSS around the whole load, its CPU time in the measured run. */
-export interface Measured { result: Result, rssBefore: number, rssAfter: number, cpuMicros: number }
+/** The three contenders, in the order they are printed. */
+export const CONTENDERS = ['bare', 'gateway', 'diy'] as const
+/** One of CONTENDERS. */
+export type Contender = typeof CONTENDERS[number]
 
-/** The per-target figures shown in the table and written to the JSON file. */
-export interface TargetSummary {
+/** What each contender is, for the table and the JSON file. */
+export const CONTENDER_NAMES: Record<Contender, string> = {
+  bare: 'bare proxy',
+  gateway: 'gateway',
+  diy: 'do-it-yourself'
+}
+
+/** One measured round of one contender at full load: the autocannon result and the server's CPU time in it. */
+export interface Round { result: Result, cpuMicros: number }
+
+/** One contender over the whole run. */
+export interface Measured {
+  rounds: Round[]
+  /** Runs at a fixed rate (half the bare proxy's maximum): only their latencies are used. */
+  paced: Result[]
+  rssBefore: number
+  rssAfter: number
+}
+
+/** The per-contender figures shown in the table and written to the JSON file. */
+export interface ContenderSummary {
+  /** Completed requests over all full-load rounds / their total duration. */
   requestsPerSecond: number
+  /** Each round's req/s, to show the spread. */
+  roundRequestsPerSecond: number[]
+  /** Medians over the full-load rounds. */
   latencyP50Ms: number
   latencyP99Ms: number
-  latencyAverageMs: number
+  /** Median p99 of the paced runs. */
+  pacedP99Ms: number | null
   requests: number
   non2xx: number
   errors: number
   timeouts: number
-  bodyMismatches: number
   rssBeforeBytes: number
   rssAfterBytes: number
-  /** CPU time (user + system) the server process used per request in the measured run. */
+  /** CPU time (user + system) the server process used per completed request over the full-load rounds. */
   cpuMicrosPerRequest: number | null
 }
 
-/** What the gateway run measured beyond autocannon's view. */
-export interface GatewayExtras {
-  /** Requests autocannon sent in the measured run, the ones cut off at its end included. */
-  requestsSent: number
-  /** Requests the gateway answered (its Prometheus counter): the cut-off ones are missing. */
-  requestsCountedByGateway: number
-  scriptCallsPerRequest: number | null
-  /** Commands clients sent besides the script calls (PING of the readiness check…). */
-  otherCommands: Record<string, number>
-  otherCommandsPerRequest: number | null
-  logLines: number
-  logBytes: number
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
 }
 
-/** Figures of one target. */
-export function summarise (m: Measured): TargetSummary {
-  const r = m.result
+/** Figures of one contender. */
+export function summarise (m: Measured): ContenderSummary {
+  const requests = m.rounds.reduce((a, r) => a + r.result.requests.total, 0)
+  const seconds = m.rounds.reduce((a, r) => a + r.result.duration, 0)
+  const cpu = m.rounds.reduce((a, r) => a + r.cpuMicros, 0)
+  const sum = (f: (r: Result) => number): number => m.rounds.reduce((a, r) => a + f(r.result), 0)
   return {
-    requestsPerSecond: Math.round(r.requests.average),
-    latencyP50Ms: r.latency.p50,
-    latencyP99Ms: r.latency.p99,
-    latencyAverageMs: Math.round(r.latency.average * 100) / 100,
-    requests: r.requests.total,
-    non2xx: r.non2xx,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    bodyMismatches: r.mismatches,
+    requestsPerSecond: seconds > 0 ? Math.round(requests / seconds) : 0,
+    roundRequestsPerSecond: m.rounds.map((r) => Math.round(r.result.requests.total / r.result.duration)),
+    latencyP50Ms: median(m.rounds.map((r) => r.result.latency.p50)),
+    latencyP99Ms: median(m.rounds.map((r) => r.result.latency.p99)),
+    pacedP99Ms: m.paced.length === 0 ? null : median(m.paced.map((r) => r.latency.p99)),
+    requests,
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
     rssBeforeBytes: m.rssBefore,
     rssAfterBytes: m.rssAfter,
-    cpuMicrosPerRequest: r.requests.total > 0 ? Math.round(m.cpuMicros / r.requests.total) : null
+    cpuMicrosPerRequest: requests > 0 ? Math.round(cpu / requests) : null
   }
 }
 
@@ -65,35 +85,49 @@ export function problems (name: string, r: Result): string[] {
   return out
 }
 
-/** a / b to two decimals; null when b is 0 (autocannon latencies are whole milliseconds). */
+/** a / b to two decimals; null when b is 0. */
 export function ratio (a: number, b: number): number | null {
   return b > 0 ? Math.round((a / b) * 100) / 100 : null
 }
 
+/** One target of issue 9 and whether this run met it. */
+export interface TargetCheck { name: string, measured: number | null, limit: number, ok: boolean, text: string }
+
+/** The targets the hot path is held to (docs/performance.md); `null` figures count as missed. */
+export function checkTargets (s: Record<Contender, ContenderSummary>): TargetCheck[] {
+  const b = s.bare
+  const g = s.gateway
+  const d = s.diy
+  const tBare = ratio(g.requestsPerSecond, b.requestsPerSecond)
+  const cpu = g.cpuMicrosPerRequest !== null && b.cpuMicrosPerRequest !== null ? ratio(g.cpuMicrosPerRequest, b.cpuMicrosPerRequest) : null
+  const tDiy = ratio(g.requestsPerSecond, d.requestsPerSecond)
+  const pacedExcess = g.pacedP99Ms !== null && b.pacedP99Ms !== null ? g.pacedP99Ms - b.pacedP99Ms : null
+  const atLeast = (x: number | null, limit: number): boolean => x !== null && x >= limit
+  const atMost = (x: number | null, limit: number): boolean => x !== null && x <= limit
+  return [
+    { name: 'throughput gateway/bare', measured: tBare, limit: 0.8, ok: atLeast(tBare, 0.8), text: '≥ 0.80' },
+    { name: 'CPU per request gateway/bare', measured: cpu, limit: 1.3, ok: atMost(cpu, 1.3), text: '≤ 1.30' },
+    { name: 'throughput gateway/do-it-yourself', measured: tDiy, limit: 1.3, ok: atLeast(tDiy, 1.3), text: '≥ 1.30' },
+    { name: 'p99 at half the bare maximum: gateway − bare (ms)', measured: pacedExcess, limit: 1, ok: atMost(pacedExcess, 1), text: '≤ 1' }
+  ]
+}
+
 const mb = (n: number): string => (n / 1024 / 1024).toFixed(1)
-const WIDTHS = [14, 9, 8, 8, 12, 9, 8, 22]
+const WIDTHS = [16, 8, 7, 7, 11, 11, 9, 8, 20]
 const row = (cells: Array<string | number>): string =>
   cells.map((c, i) => i === 0 ? String(c).padEnd(WIDTHS[i] ?? 0) : String(c).padStart(WIDTHS[i] ?? 0)).join('  ')
 const fixed = (n: number | null, digits: number): string => n === null ? 'n/a' : n.toFixed(digits)
 
-/** Prints the table, the Redis and logging lines. */
-export function printReport (bare: TargetSummary, gateway: TargetSummary, extras: GatewayExtras, scriptCalls: number): void {
-  const line = (name: string, t: TargetSummary): string =>
-    row([name, t.requestsPerSecond, t.latencyP50Ms, t.latencyP99Ms, t.cpuMicrosPerRequest ?? 'n/a', t.requests, t.non2xx,
-      `${mb(t.rssBeforeBytes)} → ${mb(t.rssAfterBytes)}`])
+/** Prints the table, the targets, the Redis and logging lines. */
+export function printReport (s: Record<Contender, ContenderSummary>, targets: TargetCheck[], pacedRate: number): void {
   console.log('')
-  console.log(row(['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'requests', 'non-2xx', 'RSS before → after MB']))
-  console.log(line('bare proxy', bare))
-  console.log(line('gateway', gateway))
-  console.log(row(['gateway/bare', fixed(ratio(gateway.requestsPerSecond, bare.requestsPerSecond), 2), '',
-    fixed(ratio(gateway.latencyP99Ms, bare.latencyP99Ms), 2),
-    fixed(ratio(gateway.cpuMicrosPerRequest ?? 0, bare.cpuMicrosPerRequest ?? 0), 2), '', '', '']))
+  console.log(row(['', 'req/s', 'p50 ms', 'p99 ms', `p99 ms@${pacedRate}`, 'CPU µs/req', 'requests', 'non-2xx', 'RSS before → after MB']))
+  for (const c of CONTENDERS) {
+    const t = s[c]
+    console.log(row([CONTENDER_NAMES[c], t.requestsPerSecond, t.latencyP50Ms, t.latencyP99Ms, t.pacedP99Ms ?? 'n/a',
+      t.cpuMicrosPerRequest ?? 'n/a', t.requests, t.non2xx, `${mb(t.rssBeforeBytes)} → ${mb(t.rssAfterBytes)}`]))
+  }
+  for (const c of CONTENDERS) console.log(`  ${CONTENDER_NAMES[c]} req/s per round: ${s[c].roundRequestsPerSecond.join(', ')}`)
   console.log('')
-  console.log(`Redis commands per gateway request: ${fixed(extras.scriptCallsPerRequest, 2)} EVALSHA/EVAL ` +
-    `(${scriptCalls} script calls / ${extras.requestsSent} requests sent; the gateway answered ${extras.requestsCountedByGateway}, ` +
-    'the rest were cut off when the run stopped)')
-  const others = Object.entries(extras.otherCommands).map(([k, v]) => `${k} ${v}`).join(', ')
-  console.log(`  other commands sent per request: ${fixed(extras.otherCommandsPerRequest, 3)} (${others === '' ? 'none' : others}; ` +
-    'PING is the 1 s readiness health check; the HMGET/TIME/GET/SET that commandstats counts inside the script are not round trips)')
-  console.log(`Gateway log: ${extras.logLines} lines, ${mb(extras.logBytes)} MB, info level, written through an async pino file destination`)
+  for (const t of targets) console.log(`${t.ok ? 'met   ' : 'MISSED'}  ${t.name}: ${fixed(t.measured, 2)} (target ${t.text})`)
 }

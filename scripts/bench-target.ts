@@ -1,6 +1,6 @@
 /**
  * One server of `npm run bench`, run in its own child process so autocannon (in the parent)
- * does not share an event loop with it: `node dist/scripts/bench-target.js upstream|bare|gateway`.
+ * does not share an event loop with it: `node dist/scripts/bench-target.js upstream|bare|gateway|diy`.
  * IPC: the child sends {type:'ready', port, body?}; it answers {type:'stats'} with its RSS and
  * CPU time used so far, and exits after {type:'stop'}. It exits too when the parent goes away (IPC disconnect).
  */
@@ -8,7 +8,7 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 
-export type TargetRole = 'upstream' | 'bare' | 'gateway'
+export type TargetRole = 'upstream' | 'bare' | 'gateway' | 'diy'
 
 /** Messages a target sends to the parent. */
 export type TargetMessage =
@@ -61,27 +61,67 @@ async function startBare (upstream: string): Promise<{ port: number, close: () =
 
 /**
  * The gateway as src/server.ts builds it (Redis client ready first, then buildApp with the
- * config from loadConfig), except that log lines go to a file through an asynchronous pino
- * destination (what pino uses for stdout), so they are really serialised and written.
+ * config from loadConfig), except that log lines go to a file instead of stdout, through the
+ * same buffered asynchronous destination, so they are really serialised and written.
  */
 async function startGateway (env: Record<string, string>, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
   const { buildApp } = await import('../src/app.js')
   const { loadConfig } = await import('../src/lib/config.js')
   const { createRedisClient, waitUntilReady } = await import('../src/redis-client.js')
-  const { pino } = await import('pino')
+  const { bufferedLog } = await import('../src/log-stream.js')
   const config = loadConfig(env, { requireRoutes: true })
   const redis = createRedisClient(config)
   redis.on('error', () => {}) // the redis plugin logs state changes once the app exists
   await waitUntilReady(redis, 10_000)
-  const dest = pino.destination({ dest: logFile, sync: false })
+  // The destination production uses for stdout (src/log-stream.ts), here to a file.
+  const log = bufferedLog(logFile)
+  const dest = log.stream as unknown as { flushSync: () => void, end: () => void } & NodeJS.EventEmitter
   await once(dest, 'ready') // flushSync at close throws on a file that never opened
-  // pino takes a SonicBoom as a stream; BuildOptions types it as a Node stream, which it only resembles.
-  const app = await buildApp(config, { redis, logStream: dest as unknown as NodeJS.WritableStream })
+  const app = await buildApp(config, { redis, logStream: log.stream })
   await app.listen({ port: config.port, host: config.host })
   return {
     port: (app.server.address() as AddressInfo).port,
     close: async () => {
       await app.close()
+      log.stopTimer()
+      dest.flushSync()
+      dest.end()
+    }
+  }
+}
+
+/**
+ * The do-it-yourself stack a Fastify user would assemble instead of a gateway: @fastify/bearer-auth
+ * (static keys), @fastify/rate-limit (Redis store, the same Redis, one bucket per Authorization
+ * header) and @fastify/http-proxy to the same upstream, with one `info` line per request written
+ * to a file through the same kind of buffered pino destination as the gateway's.
+ */
+async function startDiy (upstream: string, redisUrl: string, apiKey: string, prefix: string, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
+  const { default: Fastify } = await import('fastify')
+  const { default: bearerAuth } = await import('@fastify/bearer-auth')
+  const { default: rateLimit } = await import('@fastify/rate-limit')
+  const { default: httpProxy } = await import('@fastify/http-proxy')
+  const { Redis } = await import('ioredis')
+  const { pino } = await import('pino')
+  const dest = pino.destination({ dest: logFile, sync: true, minLength: 4096 }) // as the gateway's (src/log-stream.ts)
+  await once(dest, 'ready')
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  const app = Fastify({ logger: { level: 'info', stream: dest as unknown as NodeJS.WritableStream }, disableRequestLogging: true })
+  await app.register(bearerAuth, { keys: new Set([apiKey]) })
+  await app.register(rateLimit, {
+    max: 1_000_000, timeWindow: 1000, redis, nameSpace: 'diy-bench-', keyGenerator: (req) => req.headers.authorization ?? req.ip
+  })
+  await app.register(httpProxy, { upstream, prefix, rewritePrefix: prefix })
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+    done()
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    close: async () => {
+      await app.close()
+      redis.disconnect()
       dest.flushSync()
       dest.end()
     }
@@ -99,8 +139,10 @@ async function main (): Promise<void> {
     server = await startBare(required('BENCH_UPSTREAM'))
   } else if (role === 'gateway') {
     server = await startGateway(JSON.parse(required('BENCH_GATEWAY_ENV')) as Record<string, string>, required('BENCH_LOG_FILE'))
+  } else if (role === 'diy') {
+    server = await startDiy(required('BENCH_UPSTREAM'), required('BENCH_REDIS_URL'), required('BENCH_API_KEY'), required('BENCH_PREFIX'), required('BENCH_LOG_FILE'))
   } else {
-    throw new Error(`unknown role ${String(role)}: expected upstream, bare or gateway`)
+    throw new Error(`unknown role ${String(role)}: expected upstream, bare, gateway or diy`)
   }
   process.on('disconnect', () => { process.exit(1) })
   process.on('message', (m: ParentMessage) => {

@@ -1,37 +1,41 @@
 /**
- * `npm run bench` (SPEC §7): Redis, an upstream, the bare @fastify/reply-from proxy and the
- * gateway built like production, each server in its own child process (scripts/bench-target.ts),
- * driven in turn by autocannon from this process with the same settings. Prints req/s, p50/p99,
- * server CPU time per request and the gateway/bare ratios, Redis commands per request and the
- * RSS before/after, writes the same to bench-results.json, and exits 1 when any answer was not
- * the upstream's 2xx.
+ * `npm run bench` (docs/performance.md): Redis, an upstream and three contenders, each server in its
+ * own child process (scripts/bench-target.ts): the bare @fastify/reply-from proxy, the gateway built
+ * like production, and the do-it-yourself stack (@fastify/bearer-auth + @fastify/rate-limit +
+ * @fastify/http-proxy). Each proxy runs alone on its own core (scripts/bench-children.ts); autocannon
+ * drives them from this process in alternating rounds (bare, gateway, diy, then gateway, diy,
+ * bare…), so a change in the machine's load hits all three alike. Then bare and gateway are paced at
+ * half the bare proxy's maximum rate to compare p99 latencies. Prints req/s, p50/p99, server CPU
+ * time per request, RSS, the ratios and the targets, writes bench-results.json, and exits 1 when a
+ * target is missed or any answer was not the upstream's 2xx.
  *
- * Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2), BENCH_CONNECTIONS
- * (default 50), BENCH_CPU_PROF (a folder: both proxies run with --cpu-prof into it),
- * BENCH_KEEP_LOGS=1 (keep the gateway's log file), REDIS_URL (use that Redis instead of a private one).
+ * Environment: BENCH_DURATION (s per round, default 5), BENCH_ROUNDS (default 3), BENCH_WARMUP
+ * (s, default 2), BENCH_PACED_DURATION (s, default 5), BENCH_CONNECTIONS (default 50, below the
+ * gateway's MAX_IN_FLIGHT_PER_TOKEN of 256: one token drives the load), BENCH_CPU_PROF (a folder:
+ * the proxies run with --cpu-prof into it), BENCH_KEEP_LOGS=1, REDIS_URL (use that Redis instead
+ * of a private one).
  */
-import { fork, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
-import { availableParallelism, loadavg, tmpdir } from 'node:os'
+import { availableParallelism, cpus as cpuList, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon, { type Result } from 'autocannon'
 import { Redis } from 'ioredis'
 import { TokenStore } from '../src/tokens/store.js'
 import { GCRA_SCRIPT } from '../src/lib/gcra.js'
 import { startRedis, commandCalls, callsBetween, commandsOutsideScript, type BenchRedis } from './bench-redis.js'
-import { summarise, problems, printReport, ratio, type GatewayExtras, type Measured } from './bench-report.js'
-import type { ParentMessage, TargetMessage, TargetRole } from './bench-target.js'
+import { CONTENDERS, CONTENDER_NAMES, checkTargets, summarise, problems, printReport, ratio, type Contender, type Measured } from './bench-report.js'
+import { pinSelf, startTarget, type Target } from './bench-children.js'
 
 const PREFIX = '/api/v1/bench'
 const PATH = `${PREFIX}/items?page=1`
 const KEY_PREFIX = 'portcullis-bench:'
 const RESULTS_FILE = 'bench-results.json'
+/** The gateway's default MAX_IN_FLIGHT_PER_TOKEN: one token's connections must stay below it. */
+const IN_FLIGHT_LIMIT = 256
 
-interface Settings { duration: number, warmup: number, connections: number, pipelining: number, cpuProfDir: string | null }
+interface Settings { duration: number, rounds: number, warmup: number, paced: number, connections: number, cpuProfDir: string | null }
 
 function settings (env: NodeJS.ProcessEnv): Settings {
   const int = (name: string, fallback: number, min: number, max: number): number => {
@@ -43,80 +47,27 @@ function settings (env: NodeJS.ProcessEnv): Settings {
   }
   const prof = env.BENCH_CPU_PROF
   return {
-    duration: int('BENCH_DURATION', 10, 1, 600),
+    duration: int('BENCH_DURATION', 5, 1, 120),
+    rounds: int('BENCH_ROUNDS', 3, 1, 10),
     warmup: int('BENCH_WARMUP', 2, 0, 60),
-    connections: int('BENCH_CONNECTIONS', 50, 1, 1000),
-    pipelining: 1,
+    paced: int('BENCH_PACED_DURATION', 5, 1, 120),
+    connections: int('BENCH_CONNECTIONS', 50, 1, IN_FLIGHT_LIMIT - 1),
     cpuProfDir: prof === undefined || prof === '' ? null : prof
   }
 }
 
-/** A server child: its port, its RSS and CPU time on demand, and a clean stop (exit awaited). */
-interface Target {
-  role: TargetRole
-  port: number
-  body: string | undefined
-  proc: ChildProcess
-  stats: () => Promise<{ rss: number, cpuMicros: number }>
-  stop: () => Promise<void>
-}
-
-/** Forks bench-target.js in `role`; with BENCH_CPU_PROF the proxies run under --cpu-prof. */
-async function startTarget (role: TargetRole, env: Record<string, string>, s: Settings): Promise<Target> {
-  const execArgv = s.cpuProfDir === null || role === 'upstream'
-    ? []
-    : ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`, `--cpu-prof-name=${role}.cpuprofile`]
-  const proc = fork(fileURLToPath(new URL('./bench-target.js', import.meta.url)), [role], {
-    env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  const next = async <T extends TargetMessage['type']>(type: T): Promise<Extract<TargetMessage, { type: T }>> =>
-    await new Promise((resolve, reject) => {
-      const onMessage = (m: TargetMessage): void => {
-        if (m.type !== type) return
-        proc.off('exit', onExit)
-        proc.off('message', onMessage)
-        resolve(m as Extract<TargetMessage, { type: T }>)
-      }
-      const onExit = (code: number | null): void => {
-        proc.off('message', onMessage)
-        reject(new Error(`${role} child exited (code ${code}) before answering ${type}`))
-      }
-      proc.on('message', onMessage)
-      proc.once('exit', onExit)
-    })
-  const ask = (m: ParentMessage): void => { proc.send(m) }
-  const ready = await next('ready')
-  return {
-    role,
-    port: ready.port,
-    body: ready.body,
-    proc,
-    stats: async () => { const r = next('stats'); ask({ type: 'stats' }); return await r },
-    stop: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return
-      const gone = once(proc, 'exit')
-      ask({ type: 'stop' })
-      const timer = setTimeout(() => { proc.kill('SIGKILL') }, 10_000)
-      await gone
-      clearTimeout(timer)
-    }
-  }
-}
-
-/** One autocannon run; refuses any target that is not on 127.0.0.1. */
-async function load (url: string, s: Settings, seconds: number, headers: Record<string, string>, expectBody: string): Promise<Result> {
-  if (new URL(url).hostname !== '127.0.0.1') throw new Error(`bench targets must be on 127.0.0.1, not ${url}`)
-  return await autocannon({ url, connections: s.connections, pipelining: s.pipelining, duration: seconds, timeout: 10, headers, expectBody })
+/** One autocannon run (paced when `rate` is given); refuses any target that is not on 127.0.0.1. */
+async function load (port: number, s: Settings, seconds: number, headers: Record<string, string>, body: string, rate?: number): Promise<Result> {
+  const url = `http://127.0.0.1:${port}${PATH}`
+  return await autocannon({ url, connections: s.connections, pipelining: 1, duration: seconds, timeout: 10, headers, expectBody: body, ...(rate === undefined ? {} : { overallRate: rate }) })
 }
 
 /** Requests the gateway itself counted on the bench route (its Prometheus counter). */
-async function gatewayRequests (base: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text()
+async function gatewayRequests (port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
   let sum = 0
   for (const line of text.split('\n')) {
-    if (line.startsWith('portcullis_http_requests_total{') && line.includes(`route="${PREFIX}"`)) {
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1))
-    }
+    if (line.startsWith('portcullis_http_requests_total{') && line.includes(`route="${PREFIX}"`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1))
   }
   return sum
 }
@@ -127,36 +78,21 @@ async function countLines (file: string): Promise<number> {
   return n
 }
 
-/** Smoke request, RSS, warm-up, then the measured run (CPU time around it) between `around` snapshots. */
-async function measure (target: Target, s: Settings, headers: Record<string, string>, body: string,
-  around: { before: () => Promise<void>, after: () => Promise<void> }): Promise<Measured> {
-  const url = `http://127.0.0.1:${target.port}${PATH}`
-  const res = await fetch(url, { headers })
-  const text = await res.text()
-  if (res.status !== 200 || text !== body) throw new Error(`${target.role}: smoke request answered ${res.status} ${text.slice(0, 200)}`)
-  const { rss: rssBefore } = await target.stats()
-  if (s.warmup > 0) await load(url, s, s.warmup, headers, body)
-  await sleep(300) // requests cut off at the end of the warm-up reach the server before the snapshot
-  await around.before()
-  const { cpuMicros: cpuBefore } = await target.stats()
-  const result = await load(url, s, s.duration, headers, body)
-  const { cpuMicros: cpuAfter } = await target.stats()
-  await sleep(300) // requests cut off at the end of the run finish on the server side
-  await around.after()
-  return { result, rssBefore, rssAfter: (await target.stats()).rss, cpuMicros: cpuAfter - cpuBefore }
-}
+/** The contenders in round `i`'s order: each round starts one further along. */
+const roundOrder = <T>(xs: readonly T[], i: number): T[] => xs.map((_, k) => xs[(k + i) % xs.length] as T)
 
 async function main (): Promise<number> {
   const s = settings(process.env)
-  const cpus = availableParallelism()
+  const cores = availableParallelism()
+  const pin = pinSelf()
   const tmp = await mkdtemp(join(tmpdir(), 'portcullis-bench-'))
-  const logFile = join(tmp, 'gateway.log')
+  const logFiles = { gateway: join(tmp, 'gateway.log'), diy: join(tmp, 'diy.log') }
   const targets: Target[] = []
   let redis: BenchRedis | null = null
   let client: Redis | null = null
   let tokenId: string | null = null
-  // Bounded in time whatever happens: startup, two warm-ups, two runs, and slack for shutdown.
-  const budgetMs = (2 * (s.warmup + s.duration) + 90) * 1000
+  const pacedRounds = Math.min(s.rounds, 2)
+  const budgetMs = (3 * (s.warmup + 2) + s.rounds * 3 * (s.duration + 2) + pacedRounds * 2 * (s.paced + 2) + 90) * 1000
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running after ${budgetMs / 1000} s; killing everything\n`)
     for (const t of targets) t.proc.kill('SIGKILL')
@@ -171,91 +107,114 @@ async function main (): Promise<number> {
     })
     tokenId = token.id
     const headers = { authorization: `Bearer ${token.api_key}` }
-
-    const upstream = await startTarget('upstream', {}, s)
+    const upstream = await startTarget('upstream', {}, pin, null)
     targets.push(upstream)
     const body = upstream.body ?? ''
     const upstreamUrl = `http://127.0.0.1:${upstream.port}`
-    const none = { before: async () => {}, after: async () => {} }
 
     const load1 = loadavg()[0] ?? 0
-    console.log(`Portcullis bench: node ${process.version}, ${cpus} CPU cores, load average ${load1.toFixed(2)} at start, ${new Date().toISOString()}`)
-    console.log('Processes: upstream, bare proxy and gateway each run in their own child process; autocannon drives them from this one.')
-    console.log(`Load: GET ${PATH}, ${s.connections} connections, pipelining ${s.pipelining}, ${s.warmup} s warm-up + ${s.duration} s measured per target, one target at a time.`)
-    if (load1 > cpus / 2) console.log(`Note: the machine was already busy (load ${load1.toFixed(2)} on ${cpus} cores): numbers are noisy.`)
-    if (cpus <= 2) console.log(`Note: ${cpus} cores are shared by autocannon, the proxy under test, the upstream and redis-server; compare the ratios more than the absolute numbers.`)
+    const cpuModel = cpuList()[0]?.model ?? 'unknown CPU'
+    console.log(`Portcullis bench: node ${process.version}, ${cores} cores (${cpuModel}), load average ${load1.toFixed(2)} at start, ${new Date().toISOString()}`)
+    console.log(pin === null
+      ? 'Not pinned (one core or no taskset): every process shares every core.'
+      : `Pinning: each proxy alone on core ${pin.proxy}; autocannon, the upstream and Redis on core ${pin.load}.`)
+    console.log(`Load: GET ${PATH}, ${s.connections} connections (below MAX_IN_FLIGHT_PER_TOKEN ${IN_FLIGHT_LIMIT}), ${s.warmup} s warm-up each, ` +
+      `${s.rounds} alternating rounds of ${s.duration} s per contender, then ${pacedRounds} paced rounds of ${s.paced} s at half the bare maximum.`)
+    if (load1 > cores / 2) console.log(`Note: the machine was already busy (load ${load1.toFixed(2)} on ${cores} cores): numbers are noisy, ratios less so.`)
     console.log(`Redis: ${redis.private ? `private redis-server at ${redis.url}` : `REDIS_URL (${new URL(redis.url).host}); its command counts include other clients`}`)
 
-    process.stdout.write('bare proxy … ')
-    const bareTarget = await startTarget('bare', { BENCH_UPSTREAM: upstreamUrl }, s)
-    targets.push(bareTarget)
-    const bare = await measure(bareTarget, s, headers, body, none)
-    await bareTarget.stop()
-    console.log(`${Math.round(bare.result.requests.average)} req/s`)
-
-    process.stdout.write('gateway … ')
-    const gatewayEnv = {
-      PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', REDIS_URL: redis.url, REDIS_KEY_PREFIX: KEY_PREFIX, ROUTES: `${PREFIX}=${upstreamUrl}`
+    const gatewayEnv = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', REDIS_URL: redis.url, REDIS_KEY_PREFIX: KEY_PREFIX, ROUTES: `${PREFIX}=${upstreamUrl}` }
+    const started: Record<Contender, Target> = {
+      bare: await startTarget('bare', { BENCH_UPSTREAM: upstreamUrl }, pin, s.cpuProfDir),
+      gateway: await startTarget('gateway', { BENCH_GATEWAY_ENV: JSON.stringify(gatewayEnv), BENCH_LOG_FILE: logFiles.gateway }, pin, s.cpuProfDir),
+      diy: await startTarget('diy', { BENCH_UPSTREAM: upstreamUrl, BENCH_REDIS_URL: redis.url, BENCH_API_KEY: token.api_key, BENCH_PREFIX: PREFIX, BENCH_LOG_FILE: logFiles.diy }, pin, s.cpuProfDir)
     }
-    const gwTarget = await startTarget('gateway', { BENCH_GATEWAY_ENV: JSON.stringify(gatewayEnv), BENCH_LOG_FILE: logFile }, s)
-    targets.push(gwTarget)
-    const gwBase = `http://127.0.0.1:${gwTarget.port}`
-    const calls = { before: new Map<string, number>(), after: new Map<string, number>() }
-    const served = { before: 0, after: 0 }
-    const redisClient = client
-    const gateway = await measure(gwTarget, s, headers, body, {
-      before: async () => { served.before = await gatewayRequests(gwBase); calls.before = await commandCalls(redisClient) },
-      after: async () => { calls.after = await commandCalls(redisClient); served.after = await gatewayRequests(gwBase) }
-    })
-    await gwTarget.stop()
-    console.log(`${Math.round(gateway.result.requests.average)} req/s`)
+    for (const c of CONTENDERS) targets.push(started[c])
+    const measured = {} as Record<Contender, Measured>
+    for (const c of CONTENDERS) {
+      const t = started[c]
+      const res = await fetch(`http://127.0.0.1:${t.port}${PATH}`, { headers })
+      const text = await res.text()
+      if (res.status !== 200 || text !== body) throw new Error(`${c}: smoke request answered ${res.status} ${text.slice(0, 200)}`)
+      measured[c] = { rounds: [], paced: [], rssBefore: (await t.stats()).rss, rssAfter: 0 }
+      if (s.warmup > 0) await load(t.port, s, s.warmup, headers, body)
+    }
+    await sleep(300) // requests cut off at the end of a warm-up reach their server before the first round
+
+    const calls = { before: new Map<string, number>(), delta: {} as Record<string, number> }
+    let served = 0
+    let sent = 0
+    for (let i = 0; i < s.rounds; i++) {
+      for (const c of roundOrder(CONTENDERS, i)) {
+        process.stdout.write(`round ${i + 1}: ${CONTENDER_NAMES[c]} … `)
+        const t = started[c]
+        if (c === 'gateway') { calls.before = await commandCalls(client); served -= await gatewayRequests(t.port) }
+        const cpuBefore = (await t.stats()).cpuMicros
+        const result = await load(t.port, s, s.duration, headers, body)
+        const cpuAfter = (await t.stats()).cpuMicros
+        await sleep(300) // the requests cut off at the end finish on the server side
+        if (c === 'gateway') {
+          for (const [k, v] of Object.entries(callsBetween(calls.before, await commandCalls(client)))) calls.delta[k] = (calls.delta[k] ?? 0) + v
+          served += await gatewayRequests(t.port)
+          sent += result.requests.sent
+        }
+        measured[c].rounds.push({ result, cpuMicros: cpuAfter - cpuBefore })
+        console.log(`${Math.round(result.requests.total / result.duration)} req/s`)
+      }
+    }
+    const bareMax = summarise(measured.bare).requestsPerSecond
+    const pacedRate = Math.max(1, Math.floor(bareMax / 2))
+    for (let i = 0; i < pacedRounds; i++) {
+      for (const c of roundOrder(['bare', 'gateway'] as const, i)) {
+        process.stdout.write(`paced ${i + 1} at ${pacedRate} req/s: ${CONTENDER_NAMES[c]} … `)
+        const result = await load(started[c].port, s, s.paced, headers, body, pacedRate)
+        measured[c].paced.push(result)
+        console.log(`p99 ${result.latency.p99} ms`)
+      }
+    }
+    for (const c of CONTENDERS) measured[c].rssAfter = (await started[c].stats()).rss
+    for (const c of CONTENDERS) await started[c].stop()
     await upstream.stop()
 
-    const delta = callsBetween(calls.before, calls.after)
-    delete delta.info // this script's own INFO commandstats
-    // Every request sent reached the gateway's token check, including the ones cut off when the
-    // run stopped (those never complete, so the gateway's own counter misses them).
-    const sent = gateway.result.requests.sent
-    const scriptCalls = (delta.evalsha ?? 0) + (delta.eval ?? 0)
+    delete calls.delta.info // this script's own INFO commandstats
+    const scriptCalls = (calls.delta.evalsha ?? 0) + (calls.delta.eval ?? 0)
     const perRequest = sent > 0 ? scriptCalls / sent : null
-    const outside = commandsOutsideScript(delta, scriptCalls, GCRA_SCRIPT)
-    const outsidePerRequest = sent > 0 ? Object.values(outside).reduce((a, n) => a + n, 0) / sent : null
+    const outside = commandsOutsideScript(calls.delta, sent, GCRA_SCRIPT)
+    const summary = { bare: summarise(measured.bare), gateway: summarise(measured.gateway), diy: summarise(measured.diy) }
+    const targetChecks = checkTargets(summary)
+    printReport(summary, targetChecks, pacedRate)
+    console.log('')
+    console.log(`Redis commands per gateway request: ${perRequest === null ? 'n/a' : perRequest.toFixed(3)} EVALSHA/EVAL ` +
+      `(${scriptCalls} script calls / ${sent} requests sent; checks of one event-loop tick share one call; the gateway answered ${served})`)
+    const others = Object.entries(outside).map(([k, v]) => `${k} ${v}`).join(', ')
+    console.log(`  other commands during the gateway rounds: ${others === '' ? 'none' : others} (PING is the 1 s readiness check)`)
+    const logLines = { gateway: await countLines(logFiles.gateway), diy: await countLines(logFiles.diy) }
+    console.log(`Log files (buffered pino destination, info): gateway ${logLines.gateway} lines, ${(await stat(logFiles.gateway)).size} bytes; do-it-yourself ${logLines.diy} lines`)
+    if (process.env.BENCH_KEEP_LOGS === '1') console.log(`Logs kept in ${tmp}`)
+    if (s.cpuProfDir !== null) console.log(`CPU profiles in ${s.cpuProfDir}: bare.cpuprofile, gateway.cpuprofile, diy.cpuprofile`)
 
-    const b = summarise(bare)
-    const g = summarise(gateway)
-    const extras: GatewayExtras = {
-      requestsSent: sent,
-      requestsCountedByGateway: served.after - served.before,
-      scriptCallsPerRequest: perRequest,
-      otherCommands: outside,
-      otherCommandsPerRequest: outsidePerRequest,
-      logLines: await countLines(logFile),
-      logBytes: (await stat(logFile)).size
-    }
-    printReport(b, g, extras, scriptCalls)
-    if (process.env.BENCH_KEEP_LOGS === '1') console.log(`Gateway log kept at ${logFile}`)
-    if (s.cpuProfDir !== null) console.log(`CPU profiles: ${join(s.cpuProfDir, 'bare.cpuprofile')}, ${join(s.cpuProfDir, 'gateway.cpuprofile')}`)
-
-    const found = [...problems('bare proxy', bare.result), ...problems('gateway', gateway.result)]
-    if (perRequest !== null && redis.private && Math.abs(perRequest - 1) > 0.01) found.push(`gateway: ${perRequest.toFixed(3)} script calls per request, expected 1`)
+    const found: string[] = []
+    for (const c of CONTENDERS) for (const r of [...measured[c].rounds.map((x) => x.result), ...measured[c].paced]) found.push(...problems(CONTENDER_NAMES[c], r))
+    if (perRequest !== null && redis.private && perRequest > 1.001) found.push(`gateway: ${perRequest.toFixed(3)} script calls per request, expected at most 1`)
+    for (const t of targetChecks) if (!t.ok) found.push(`target missed: ${t.name} = ${t.measured ?? 'n/a'} (target ${t.text})`)
     await writeFile(RESULTS_FILE, JSON.stringify({
       date: new Date().toISOString(),
       node: process.version,
       platform: `${process.platform} ${process.arch}`,
-      cpuCores: cpus,
+      cpuCores: cores,
+      cpuModel,
       loadAverageAtStart: Math.round(load1 * 100) / 100,
-      processes: 'upstream, bare proxy and gateway each in their own child process; autocannon in the parent',
-      settings: { durationSeconds: s.duration, warmupSeconds: s.warmup, connections: s.connections, pipelining: s.pipelining, path: PATH },
+      pinning: pin === null ? 'none' : `proxy on core ${pin.proxy}; autocannon, upstream, Redis on core ${pin.load}`,
+      settings: { durationSeconds: s.duration, rounds: s.rounds, warmupSeconds: s.warmup, pacedSeconds: s.paced, pacedRate, connections: s.connections, path: PATH },
       redis: redis.private ? 'private redis-server' : 'REDIS_URL',
-      bare: b,
-      gateway: { ...g, ...extras },
+      contenders: Object.fromEntries(CONTENDERS.map((c) => [c, { name: CONTENDER_NAMES[c], ...summary[c] }])),
+      gatewayExtras: { requestsSent: sent, requestsCountedByGateway: served, scriptCallsPerRequest: perRequest, otherCommands: outside, logLines },
       ratio: {
-        throughput: ratio(g.requestsPerSecond, b.requestsPerSecond),
-        p99: ratio(g.latencyP99Ms, b.latencyP99Ms),
-        cpuPerRequest: ratio(g.cpuMicrosPerRequest ?? 0, b.cpuMicrosPerRequest ?? 0)
+        throughputGatewayBare: ratio(summary.gateway.requestsPerSecond, summary.bare.requestsPerSecond),
+        cpuPerRequestGatewayBare: ratio(summary.gateway.cpuMicrosPerRequest ?? 0, summary.bare.cpuMicrosPerRequest ?? 0),
+        throughputGatewayDiy: ratio(summary.gateway.requestsPerSecond, summary.diy.requestsPerSecond)
       },
-      redisCommandsPerRequest: perRequest,
-      redisCommandsDuringGatewayRun: delta,
+      targets: targetChecks,
       ok: found.length === 0,
       problems: found
     }, null, 2) + '\n')

@@ -9,7 +9,7 @@ import type { Config } from './lib/config.js'
 import type { RedisClient } from './redis-client.js'
 import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { acceptableRequestId } from './lib/forward-headers.js'
-import { LOG_TIMESTAMP, logStream } from './log-stream.js'
+import { LOG_TIMESTAMP, bufferedLog, logStream } from './log-stream.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin, { sendError, toGatewayError } from '../plugins/errors.js'
 import serverEventsPlugin, { clientErrorHandler } from '../plugins/server-events.js'
@@ -19,6 +19,7 @@ import managementPlugin from '../plugins/management.js'
 import underPressurePlugin from '../plugins/under-pressure.js'
 import metricsPlugin from '../plugins/metrics.js'
 import swaggerPlugin from '../plugins/swagger.js'
+import targetPlugin from '../plugins/target.js'
 import requestLogPlugin from '../plugins/request-log.js'
 import requestIdPlugin from '../plugins/request-id.js'
 import gatePlugin from '../plugins/gate.js'
@@ -48,12 +49,14 @@ const streamOption = (stream: NodeJS.WritableStream | undefined): { stream?: Nod
 
 /** Builds the gateway; call `listen` (src/server.ts) or `inject` on the result. */
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  // JSON lines to stdout go through a buffer, not one write(2) per line (docs/performance.md).
+  const buffered = opts.logStream === undefined && config.logFormat === 'json' ? bufferedLog(1) : null
   const fastifyOptions: FastifyServerOptions = {
     logger: {
       level: config.logLevel,
       redact: { paths: LOG_REDACT, censor: '[redacted]' },
       timestamp: LOG_TIMESTAMP,
-      ...streamOption(logStream(config.logFormat, opts.logStream))
+      ...streamOption(buffered?.stream ?? logStream(config.logFormat, opts.logStream))
     },
     logController: new LogController({ disableRequestLogging: true }), // plugins/request-log.ts writes one line per request
     genReqId: (req: IncomingMessage) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
@@ -80,12 +83,14 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const app = Fastify(tls === null
     ? fastifyOptions
     : { ...fastifyOptions, http2: true, https: { allowHTTP1: true, cert: tls.cert, key: tls.key } } as FastifyServerOptions)
+  if (buffered !== null) app.addHook('onClose', async () => { buffered.stopTimer() })
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
   await app.register(shutdownPlugin)
   await app.register(managementPlugin) // its listener guard runs before every other onRequest hook
   await app.register(requestIdPlugin)
+  await app.register(targetPlugin)
   await app.register(requestLogPlugin)
   await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
   await app.register(underPressurePlugin)
