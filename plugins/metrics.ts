@@ -23,7 +23,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { TARGET_PLUGIN, routeOfUrl, type ProxyTarget } from './target.js'
-import { GATEWAY_PATHS } from '../src/lib/gateway-paths.js'
+import { ownPathOf } from '../src/lib/gateway-paths.js'
 import type { CircuitState } from '../src/lib/circuit.js'
 
 declare module 'fastify' {
@@ -237,8 +237,7 @@ export class GatewayMetrics {
     // rare path only, so shedding shows per route; an unsafe or unrouted path stays `unmatched`.
     if (url === '/*') return this.routeLabel(routeOfUrl(this.table, request.raw.url ?? '')?.prefix ?? '')
     // The gateway's own paths are route labels (`/docs/json` counts as `/docs`); anything else is `unmatched`.
-    for (const own of GATEWAY_PATHS) if (url === own || url.startsWith(own + '/')) return own
-    return 'unmatched'
+    return ownPathOf(url) ?? 'unmatched'
   }
 
   // Codes come from src/lib/errors.ts only: a small set, but capped all the same.

@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
-import { TARGET_PLUGIN } from './target.js'
+import { ownPathOf } from '../src/lib/gateway-paths.js'
+import { RouteTable } from '../src/lib/route-table.js'
+import { TARGET_PLUGIN, routeOfUrl } from './target.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,12 +13,17 @@ declare module 'fastify' {
 /**
  * Exactly one `info` line per request, written when the response is done: request id, method,
  * the normalised path (never the query string, which a careless client may fill with secrets),
- * route prefix, status and latency. Token id and rate-limit result are added when known. Routes
+ * route (as labelled in the metrics), status, the gateway's error code, client address, latency. Token id and rate-limit result are added when known. Routes
  * configured with `logRoutePattern` (the admin API) log their pattern instead of the path.
  * Written through the root logger, so a route's own `logLevel` (the proxy raises its to `error`
  * to silence reply-from's per-request warnings) cannot drop it.
  */
 export default fp(async function requestLogPlugin (app) {
+  const table = new RouteTable(app.config.routes)
+  // Shed under pressure before the proxy resolved its target: route it here, on this rare path
+  // only, as plugins/metrics.ts does, so the line and the metrics agree.
+  const unresolvedRoute = (routeUrl: string | undefined, rawUrl: string | undefined): string | null =>
+    routeUrl === '/*' ? routeOfUrl(table, rawUrl ?? '')?.prefix ?? null : null
   // Callback style: no promise per request on the hot path (docs/performance.md).
   app.addHook('onResponse', (request, reply, done) => {
     const target = request.target
@@ -24,8 +31,14 @@ export default fp(async function requestLogPlugin (app) {
       reqId: request.id,
       method: request.method,
       path: target?.path ?? (request.routeOptions.config.logRoutePattern === true ? request.routeOptions.url : pathOnly(request.raw.url)),
-      route: target?.route.prefix ?? null,
+      // The same label as the metrics: the prefix, or the gateway's own path (`/admin`, `/docs`).
+      route: target?.route.prefix ?? ownPathOf(request.routeOptions.url) ?? unresolvedRoute(request.routeOptions.url, request.raw.url),
       status: reply.statusCode,
+      // Which of the gateway's own answers (a 503 may be STORE_UNAVAILABLE, CIRCUIT_OPEN, UNDER_PRESSURE).
+      code: request.errorCode ?? undefined,
+      // The client: the socket's peer, or X-Forwarded-For's as far as TRUST_PROXY trusts it.
+      remoteAddress: request.ip,
+      listener: app.management.isManagementRequest(request.raw) ? 'management' : undefined,
       ms: Math.round(reply.elapsedTime * 100) / 100,
       consumer: request.consumer?.id,
       rateLimit: request.rateLimit?.status,
@@ -33,7 +46,7 @@ export default fp(async function requestLogPlugin (app) {
     }, 'request')
     done()
   })
-}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: [TARGET_PLUGIN] })
+}, { name: 'portcullis-request-log', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-errors', 'portcullis-management', TARGET_PLUGIN] })
 
 /** The raw path without its query, capped: a refused request's target is untrusted input. */
 export function pathOnly (url: string | undefined): string {

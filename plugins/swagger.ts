@@ -29,6 +29,8 @@ const DESCRIPTION = [
 
 /** Registers @fastify/swagger with the gateway's info, security schemes, tags and proxy paths. */
 export default fp(async function swaggerPlugin (app) {
+  // Without ADMIN_TOKEN the admin routes are hidden (routes/admin.ts), and so are their tag and scheme.
+  const admin = app.config.adminToken !== null
   // Plain JSON checked by the OpenAPI validator in test/openapi.test.ts, rather than by openapi-types.
   const openapi = {
     openapi: '3.0.3',
@@ -37,14 +39,19 @@ export default fp(async function swaggerPlugin (app) {
       { name: 'proxy', description: 'The configured route prefixes, proxied to their upstreams' },
       { name: 'health', description: 'Kubernetes liveness and readiness probes' },
       { name: 'metrics', description: 'Prometheus metrics' },
-      { name: 'admin', description: 'Token management (needs ADMIN_TOKEN)' }
+      ...(admin ? [{ name: 'admin', description: 'Token management (needs ADMIN_TOKEN)' }] : [])
     ],
-    components: OPENAPI_COMPONENTS,
+    components: admin ? OPENAPI_COMPONENTS : withoutAdminScheme(OPENAPI_COMPONENTS),
     // @fastify/swagger adds the routes' own paths to this object: a fresh one per app.
     paths: proxyPaths(app.config.routes.map((r) => r.prefix))
   } as FastifyDynamicSwaggerOptions['openapi']
   await app.register(swagger, { openapi })
 }, { name: 'portcullis-swagger', fastify: '5.x', dependencies: ['portcullis-config'] })
+
+function withoutAdminScheme (components: typeof OPENAPI_COMPONENTS): object {
+  const { adminToken: _unused, ...securitySchemes } = components.securitySchemes
+  return { ...components, securitySchemes }
+}
 
 /** The document as checked in: keys sorted at every level, two-space indent, trailing newline. */
 export function openapiText (app: FastifyInstance): string {

@@ -25,6 +25,21 @@ export const exemptFromPressure = { pressureHandler: (): undefined => undefined 
 export default fp(async function underPressurePlugin (app) {
   const p = app.config.pressure
   let redisHealthy = true
+  // Load shedding starting and stopping: one line per transition, checked once per health check
+  // (every second), never per shed request.
+  let shedSince = 0
+  let started = false // the plugin runs its first check while registering, before the decorators below exist
+  const logTransition = (): void => {
+    if (!started) return
+    const reason = app.underPressureReason()
+    if (reason !== null && shedSince === 0) {
+      shedSince = Date.now()
+      app.log.warn({ reason }, 'load shedding started: new requests get 503 (UNDER_PRESSURE, or STORE_UNAVAILABLE when Redis is the cause)')
+    } else if (reason === null && shedSince !== 0) {
+      app.log.info({ shedMs: Date.now() - shedSince }, 'load shedding stopped')
+      shedSince = 0
+    }
+  }
   await app.register(underPressure, {
     maxEventLoopDelay: p.maxEventLoopDelayMs,
     maxEventLoopUtilization: p.maxEventLoopUtilization,
@@ -32,6 +47,7 @@ export default fp(async function underPressurePlugin (app) {
     maxRssBytes: p.maxRssBytes,
     healthCheckInterval: 1000,
     healthCheck: async () => {
+      logTransition() // the state as of the previous check and the latest samples
       try {
         await pingStore(app.redisClient)
         redisHealthy = true
@@ -45,6 +61,8 @@ export default fp(async function underPressurePlugin (app) {
       throw type === TYPE_HEALTH_CHECK ? storeUnavailable() : underPressureError(type)
     }
   })
+
+  app.addHook('onReady', async () => { started = true })
 
   app.decorate('underPressureReason', (): string | null => {
     if (!app.isUnderPressure()) return null

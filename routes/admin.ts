@@ -31,7 +31,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   const store = new TokenStore(app.redisClient, redisKeyPrefix, { defaultWindowSeconds: rateLimitWindowSeconds })
 
   // A client may put an API key where an id belongs: the request line logs `/admin/tokens/:id`.
-  app.addHook('onRoute', (route) => { route.config = { ...route.config, logRoutePattern: true } })
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, logRoutePattern: true }
+    // /docs/json documents what this instance serves: without ADMIN_TOKEN the admin API is 404.
+    if (expected === null) route.schema = { ...route.schema, hide: true }
+  })
 
   // Many clients send Content-Type: application/json on every request: a GET or DELETE without a
   // body is no error. A create needs its body, and says so in the gateway's own words.

@@ -31,12 +31,28 @@ const CSP = {
   'style-src': ["'self'", LOGO_STYLE_HASH]
 }
 
+/**
+ * "Try it out": Swagger UI percent-encodes every path parameter, `/` included, so the proxy's
+ * `{path}` = `1/reviews` would leave as `1%2Freviews`, which the gateway refuses (BAD_PATH,
+ * docs/forwarding.md); swagger-ui ignores `allowReserved` on path parameters. This interceptor
+ * turns `%2F` back into `/` in the path part of every request the page sends. No operation needs
+ * an encoded `/` (the gateway refuses it everywhere), so nothing else changes. @fastify/swagger-ui
+ * serialises the function's source into /docs/swagger-initializer.js, a same-origin script the
+ * CSP's `script-src 'self'` allows: it must be self-contained (no closure, no imports).
+ */
+export function sendSlashesAsTyped (req: { url: string }): { url: string } {
+  const q = req.url.search(/[?#]/)
+  const path = q === -1 ? req.url : req.url.slice(0, q)
+  req.url = path.replace(/%2F/gi, '/') + (q === -1 ? '' : req.url.slice(q))
+  return req
+}
+
 /** Registers the Swagger UI under /docs. */
 export default async function docsRoutes (app: FastifyInstance): Promise<void> {
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     staticCSP: CSP,
     validatorUrl: false,
-    uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: false }
+    uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: false, requestInterceptor: sendSlashesAsTyped } as Record<string, unknown>
   })
 }

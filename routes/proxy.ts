@@ -45,13 +45,19 @@ const noRetry = (): null => null
 /** Response headers the gateway owns: an upstream's values never replace them. */
 export const GATEWAY_RESPONSE_HEADERS = new Set(['x-request-id', 'ratelimit', 'ratelimit-policy'])
 
-/** One breaker per route prefix, made at startup; their state changes go to the metrics. */
+/** One breaker per route prefix, made at startup; their state changes go to the metrics and the log. */
 function circuitBreakers (app: FastifyInstance): Map<string, CircuitBreaker> {
   const defaults = app.config.circuit
   return new Map(app.config.routes.map((route) => [route.prefix, new CircuitBreaker({
     threshold: route.circuitFailureThreshold ?? defaults.failureThreshold,
     cooldownMs: route.circuitCooldownMs ?? defaults.cooldownMs,
-    onTransition: (to) => { app.metrics.circuitTransition(route.prefix, to) }
+    onTransition: (to, from) => {
+      app.metrics.circuitTransition(route.prefix, to)
+      // One line per state change (docs/observability.md): opening is what an operator must see.
+      const fields = { route: route.prefix, upstream: new URL(route.upstream).origin, from, to }
+      if (to === 'open') app.log.warn({ ...fields, cooldownMs: route.circuitCooldownMs ?? defaults.cooldownMs }, 'circuit opened: requests to this route get 503 CIRCUIT_OPEN')
+      else app.log.info(fields, to === 'closed' ? 'circuit closed' : 'circuit half-open: one probe request goes through')
+    }
   })]))
 }
 

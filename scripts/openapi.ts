@@ -21,9 +21,16 @@ export const OPENAPI_FILE = 'openapi/openapi.json'
 /** The route prefixes the checked-in document describes; upstream addresses never appear in it. */
 export const OPENAPI_ROUTES = '/api/v1/users=http://127.0.0.1:3001,/api/v1/products=http://127.0.0.1:3002'
 
+/**
+ * The checked-in document is the full surface, admin API included: an instance without
+ * ADMIN_TOKEN serves (and documents at /docs/json) everything but /admin. This value only turns
+ * the admin routes on while the document is generated; it is never written anywhere.
+ */
+export const OPENAPI_ADMIN_TOKEN = 'openapi-generation-only-admin-token'
+
 /** Builds the app for the demo routes against the Redis at `redisUrl` and returns the document text. */
 export async function generateOpenapi (redisUrl: string): Promise<string> {
-  const config = loadConfig({ ROUTES: OPENAPI_ROUTES, REDIS_URL: redisUrl, LOG_LEVEL: 'warn' }, { requireRoutes: true })
+  const config = loadConfig({ ROUTES: OPENAPI_ROUTES, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', ADMIN_TOKEN: OPENAPI_ADMIN_TOKEN }, { requireRoutes: true })
   const redis = createRedisClient(config)
   redis.on('error', () => {})
   try {

@@ -15,6 +15,7 @@ import errorsPlugin, { sendError, toGatewayError } from '../plugins/errors.js'
 import serverEventsPlugin, { clientErrorHandler } from '../plugins/server-events.js'
 import redisPlugin from '../plugins/redis.js'
 import shutdownPlugin from '../plugins/shutdown.js'
+import managementPlugin from '../plugins/management.js'
 import underPressurePlugin from '../plugins/under-pressure.js'
 import metricsPlugin from '../plugins/metrics.js'
 import swaggerPlugin from '../plugins/swagger.js'
@@ -72,7 +73,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // The router refuses some targets (bad percent-encoding) before any hook runs: answer and log here.
     frameworkErrors: (err, req, reply) => {
       const gwErr = toGatewayError(err)
-      req.log.info({ method: req.method, status: gwErr.statusCode, code: gwErr.code }, 'request')
+      req.log.info({ method: req.method, status: gwErr.statusCode, code: gwErr.code, remoteAddress: req.ip }, 'request')
       return sendError(reply, gwErr)
     },
     clientErrorHandler // Node's parser refusals (400, 431) get the gateway's JSON answer: plugins/server-events.ts
@@ -86,10 +87,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(shutdownPlugin)
+  await app.register(managementPlugin) // its listener guard runs before every other onRequest hook
   await app.register(requestIdPlugin)
   await app.register(targetPlugin)
   await app.register(requestLogPlugin)
-  await app.register(shutdownPlugin)
   await app.register(redisPlugin, opts.redis === undefined ? {} : { client: opts.redis })
   await app.register(underPressurePlugin)
   await app.register(metricsPlugin)

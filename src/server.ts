@@ -53,11 +53,14 @@ function serverLogger (config: Config): Logger {
 
 /** A listen failure an operator can fix by configuration: one line naming PORT or HOST, exit 1. */
 function listenProblem (err: unknown, config: Config): string | null {
-  const code = (err as NodeJS.ErrnoException).code
-  const where = `${config.host}:${config.port}`
-  if (code === 'EADDRINUSE') return `cannot listen on ${where}: the port is in use (PORT)`
-  if (code === 'EACCES') return `cannot listen on ${where}: permission denied (PORT below 1024 needs privileges)`
-  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot listen on ${where}: no such local address (HOST)`
+  const e = err as NodeJS.ErrnoException & { port?: number }
+  const code = e.code
+  // The management listener's errors carry its port (plugins/management.ts listens after PORT).
+  const m = config.management !== null && e.port === config.management.port && e.port !== config.port ? config.management : null
+  const [port, host, where] = m === null ? ['PORT', 'HOST', `${config.host}:${config.port}`] : ['MANAGEMENT_PORT', 'MANAGEMENT_HOST', `${m.host}:${m.port}`]
+  if (code === 'EADDRINUSE') return `cannot listen on ${where}: the port is in use (${port})`
+  if (code === 'EACCES') return `cannot listen on ${where}: permission denied (${port} below 1024 needs privileges)`
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot listen on ${where}: no such local address (${host})`
   return null
 }
 
@@ -91,6 +94,7 @@ async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise
   let address: string
   try {
     address = await app.listen({ port: config.port, host: config.host })
+    await app.management.listen() // MANAGEMENT_PORT: /metrics, /docs, /admin move there (plugins/management.ts)
   } catch (err) {
     const problem = listenProblem(err, config)
     if (problem === null) throw err
@@ -112,7 +116,11 @@ function runPrimary (config: Config): void {
   const fork = (): void => { cluster.fork() }
   for (let i = 0; i < config.workers; i++) fork()
   log.info({ workers: config.workers }, 'primary started workers')
-  cluster.once('listening', (_worker, addr) => {
+  let announced = false
+  cluster.on('listening', (_worker, addr) => {
+    // The management listener is announced by its own line; this one is about the proxy port.
+    if (announced || (config.management !== null && addr.port === config.management.port)) return
+    announced = true
     const host = addr.address ?? config.host
     const address = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`
     log.info(startupSummary(config, { version: packageVersion(), address }), 'portcullis started')

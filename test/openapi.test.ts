@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { sharedRedis } from './helpers/redis.js'
 import { CALM, startGateway } from './helpers/gateway.js'
-import { generateOpenapi, OPENAPI_FILE, OPENAPI_ROUTES } from '../scripts/openapi.js'
+import { generateOpenapi, OPENAPI_ADMIN_TOKEN, OPENAPI_FILE, OPENAPI_ROUTES } from '../scripts/openapi.js'
 import { PROXY_METHODS } from '../src/lib/openapi-proxy.js'
 
 interface Doc {
@@ -43,6 +43,7 @@ t.test('every configured prefix is a proxy path with every method, bearer securi
   t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
   t.same(doc.components.schemas.Error?.required, ['statusCode', 'code', 'error', 'message'])
   for (const prefix of prefixes) {
+    t.ok(doc.paths[prefix]?.get !== undefined, `${prefix} itself is an operation (no required path parameter)`)
     const item = doc.paths[`${prefix}/{path}`]
     if (item === undefined) { t.fail(`no path for ${prefix}`); continue }
     t.same(Object.keys(item).sort(), [...PROXY_METHODS].sort(), `${prefix}: every method`)
@@ -62,9 +63,23 @@ t.test('every configured prefix is a proxy path with every method, bearer securi
 
 t.test('the gateway routes are documented, and GET /docs/json serves the same document', async (t) => {
   for (const p of ['/healthz', '/readyz', '/metrics']) t.ok(doc.paths[p]?.get !== undefined, `GET ${p}`)
-  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: OPENAPI_ROUTES })
+  for (const p of ['/admin/tokens', '/admin/tokens/{id}']) t.ok(doc.paths[p] !== undefined, `${p}: the checked-in document is the full surface`)
+  t.notMatch(generated, new RegExp(OPENAPI_ADMIN_TOKEN), 'the generation-time admin token is not in it')
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: OPENAPI_ROUTES, ADMIN_TOKEN: 'another-admin-token-0123456789' })
   t.teardown(() => gw.app.close())
   const res = await fetch(gw.url + '/docs/json')
   t.equal(res.status, 200)
   t.same(await res.json(), doc)
+})
+
+t.test('without ADMIN_TOKEN, /docs/json documents only what is served: no /admin paths, tag or scheme', async (t) => {
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: OPENAPI_ROUTES })
+  t.teardown(() => gw.app.close())
+  const live = await (await fetch(gw.url + '/docs/json')).json() as Doc & { tags: Array<{ name: string }> }
+  t.same(Object.keys(live.paths).filter((p) => p.startsWith('/admin')), [], 'no /admin path')
+  t.equal((await fetch(gw.url + '/admin/tokens')).status, 404, 'which would answer 404')
+  t.notOk(live.tags.some((tag) => tag.name === 'admin'), 'no admin tag')
+  t.notOk('adminToken' in live.components.securitySchemes, 'no adminToken security scheme')
+  await SwaggerParser.validate(structuredClone(live) as never)
+  for (const p of Object.keys(live.paths)) t.same(live.paths[p], doc.paths[p], `${p}: as in the checked-in document`)
 })

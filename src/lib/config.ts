@@ -32,6 +32,8 @@ const PATTERN_MEANS: Record<string, string> = {
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  MANAGEMENT_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  MANAGEMENT_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
   REDIS_KEY_PREFIX: Type.String({ default: 'portcullis:', pattern: '^[^{}\\s]*$' }),
@@ -65,6 +67,8 @@ type Env = Static<typeof EnvSchema>
 export interface Config {
   port: number
   host: string
+  /** The listener of /metrics, /docs and /admin (plugins/management.ts); null = all on PORT. */
+  management: { port: number, host: string } | null
   redisUrl: string
   redisClusterNodes: Array<{ host: string, port: number }> | null
   redisKeyPrefix: string
@@ -111,6 +115,8 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
   const { requireRoutes = true, dotenv = false } = opts
   const data: Record<string, string> = {}
   for (const [k, v] of Object.entries(env)) if (v !== undefined) data[k] = v
+  // Ajv would coerce an empty value to port 0 (any free port): empty means unset here.
+  if (data.MANAGEMENT_PORT?.trim() === '') delete data.MANAGEMENT_PORT
   let e: Env
   try {
     e = envSchema<Env>({ schema: structuredClone(EnvSchema), data, env: false, dotenv })
@@ -127,6 +133,7 @@ export function loadConfig (env: Record<string, string | undefined>, opts: LoadO
   return {
     port: e.PORT,
     host: e.HOST,
+    management: parseManagement(e),
     redisUrl: checkRedisUrl(e.REDIS_URL),
     redisClusterNodes: parseClusterNodes(e.REDIS_CLUSTER_NODES),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
@@ -173,6 +180,15 @@ function fromAjv (err: unknown): ConfigError {
   return new ConfigError(variable, first.message ?? 'is invalid')
 }
 
+/** MANAGEMENT_PORT set → its listener; it may not share PORT (0 = any free port, for tests). */
+function parseManagement (e: Env): Config['management'] {
+  if (e.MANAGEMENT_PORT === undefined) return null
+  if (e.MANAGEMENT_PORT !== 0 && e.MANAGEMENT_PORT === e.PORT) {
+    throw new ConfigError('MANAGEMENT_PORT', `must differ from PORT (${e.PORT}): the management listener is a separate port`)
+  }
+  return { port: e.MANAGEMENT_PORT, host: e.MANAGEMENT_HOST }
+}
+
 /**
  * REDIS_URL must be a URL ioredis can use: checked here, or a typo (`2O379` with a letter O) would
  * surface later as a bare "Invalid URL" naming nothing. The value is quoted with its password masked.
@@ -191,6 +207,7 @@ function checkRedisUrl (raw: string): string {
   }
   return raw
 }
+
 /** `host:port,host:port` → nodes; unset or empty → null (use REDIS_URL). */
 function parseClusterNodes (raw: string | undefined): Config['redisClusterNodes'] {
   if (raw === undefined || raw.trim() === '') return null

@@ -65,7 +65,7 @@ export const OPENAPI_COMPONENTS = {
       name: 'path',
       in: 'path',
       required: true,
-      description: 'The rest of the path (may contain `/`), forwarded unchanged after normalisation with the query string. The prefix itself is proxied too.',
+      description: 'The rest of the path after the prefix, `/` included (`1/reviews`), forwarded unchanged after normalisation with the query string. The prefix itself is its own operation.',
       schema: { type: 'string' }
     },
     XRequestId: {
@@ -88,24 +88,29 @@ export const OPENAPI_COMPONENTS = {
   }
 }
 
-/** `/api/v1/users` → `proxyGetApiV1Users`: unique per prefix and method. */
-function operationId (method: string, prefix: string): string {
+/** `/api/v1/users` → `proxyGetApiV1Users` (`…Prefix` for the prefix itself): unique per path and method. */
+function operationId (method: string, prefix: string, itself: boolean): string {
   const words = prefix.split(/[^A-Za-z0-9]+/).filter((w) => w !== '')
   const camel = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1)
-  return `proxy${camel(method)}${words.map(camel).join('') || 'Root'}`
+  return `proxy${camel(method)}${words.map(camel).join('') || 'Root'}${itself ? 'Prefix' : ''}`
 }
 
-/** The OpenAPI path item of one route prefix: every method, bearer security, the gateway's answers. */
-function proxyPathItem (prefix: string): Record<string, object> {
+/**
+ * The OpenAPI path item of one route prefix, either the prefix itself (`itself`, no parameter:
+ * `GET /api/v1/products`) or the paths below it (`{path}`): every method, bearer security, the
+ * gateway's answers. Swagger UI percent-encodes `/` in a path parameter whatever `allowReserved`
+ * says; its request interceptor (routes/docs.ts) sends `1/reviews` as typed.
+ */
+function proxyPathItem (prefix: string, itself: boolean): Record<string, object> {
   const item: Record<string, object> = {}
   for (const method of PROXY_METHODS) {
     item[method] = {
       tags: ['proxy'],
-      operationId: operationId(method, prefix),
-      summary: `${method.toUpperCase()} ${prefix}/… → upstream`,
+      operationId: operationId(method, prefix, itself),
+      summary: itself ? `${method.toUpperCase()} ${prefix} → upstream` : `${method.toUpperCase()} ${prefix}/… → upstream`,
       description: 'Authenticated, permission-checked and rate-limited, then streamed to the upstream of this prefix. Any status the upstream answers with is passed through; the error answers listed are the gateway\'s own.',
       security: [{ bearerAuth: [] }],
-      parameters: [ref('parameters', 'ProxyPath'), ref('parameters', 'XRequestId')],
+      parameters: itself ? [ref('parameters', 'XRequestId')] : [ref('parameters', 'ProxyPath'), ref('parameters', 'XRequestId')],
       ...(WITH_BODY.has(method)
         ? { requestBody: { required: false, description: 'Streamed to the upstream unchanged', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } }
         : {}),
@@ -133,12 +138,13 @@ function proxyPathItem (prefix: string): Record<string, object> {
   return item
 }
 
-/** One OpenAPI path per route prefix: `/api/v1/users` → `/api/v1/users/{path}`. */
+/** Two OpenAPI paths per route prefix: `/api/v1/users` itself and `/api/v1/users/{path}` below it. */
 export function proxyPaths (prefixes: readonly string[]): Record<string, Record<string, object>> {
   const paths: Record<string, Record<string, object>> = {}
   for (const prefix of prefixes) {
     const base = prefix.replace(/\/+$/, '')
-    paths[`${base}/{path}`] = proxyPathItem(base === '' ? '/' : base)
+    paths[base] = proxyPathItem(base, true)
+    paths[`${base}/{path}`] = proxyPathItem(base, false)
   }
   return paths
 }

@@ -15,7 +15,8 @@ export function startupSummary (config: Config, at: { version: string, address: 
     redis: redisTarget(config),
     keyPrefix: config.redisKeyPrefix,
     workers: config.workers,
-    admin: config.adminToken !== null
-    // A management listener adds its address here (management: "host:port" or null).
+    admin: config.adminToken !== null,
+    // Where /metrics, /docs and /admin answer: "host:port", or null when they share the proxy port.
+    management: config.management === null ? null : `${config.management.host}:${config.management.port}`
   }
 }

@@ -84,8 +84,14 @@ test('gateway environment: names the gateway reads, values it accepts, ports and
   const job = prometheus.scrape_configs[0]
   t.ok(app.hasRoute({ method: 'GET', url: job?.metrics_path ?? '/metrics' }), 'the metrics path is a route of the gateway')
   const targets = (job?.static_configs ?? []).flatMap((c) => c.targets).sort()
-  const expected = gateways.map(([name, s]) => `${name}:${loadConfig(s.environment ?? {}).port}`).sort()
-  t.same(targets, expected, 'Prometheus scrapes every replica')
+  const expected = gateways.map(([name, s]) => `${name}:${loadConfig(s.environment ?? {}).management?.port ?? 'unset'}`).sort()
+  t.same(targets, expected, 'Prometheus scrapes every replica on its MANAGEMENT_PORT')
+  for (const [name, s] of gateways) {
+    const management = loadConfig(s.environment ?? {}).management
+    t.equal(management?.host, '0.0.0.0', `${name}: the management listener is reachable from the Prometheus container`)
+    const published = (s.ports ?? []).find((p) => p.endsWith(`:${management?.port ?? 'unset'}`))
+    t.match(published, /^127\.0\.0\.1:\d+:\d+$/, `${name}: the management port is published on the host's loopback only`)
+  }
   t.ok(services.prometheus?.volumes?.some((v) => v.startsWith('./deploy/compose/prometheus.yml:')), 'with deploy/compose/prometheus.yml')
   await app.close()
 })

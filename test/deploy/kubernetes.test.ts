@@ -97,6 +97,11 @@ function checkGateway (t: Test, objects: K8sObject[], isRoute: (url: string) => 
   // Probes: real GET routes of the gateway, on the port it listens on.
   const port = c.ports?.find((p) => p.name === 'http')
   t.equal(port?.containerPort, config.port, 'the container port "http" is PORT')
+  // /metrics, /docs and /admin on their own port, reachable by Prometheus in another pod.
+  const management = c.ports?.find((p) => p.name === 'management')
+  t.not(config.management, null, 'MANAGEMENT_PORT is set')
+  t.equal(management?.containerPort, config.management?.port, 'the container port "management" is MANAGEMENT_PORT')
+  t.equal(config.management?.host, '0.0.0.0', 'MANAGEMENT_HOST listens beyond loopback, so Prometheus can scrape it')
   t.equal(c.livenessProbe?.httpGet?.path, '/healthz', 'liveness: /healthz')
   t.equal(c.readinessProbe?.httpGet?.path, '/readyz', 'readiness: /readyz')
   t.equal(c.startupProbe?.httpGet?.path, '/healthz', 'startup: /healthz (answers once Redis did)')
@@ -116,7 +121,7 @@ function checkGateway (t: Test, objects: K8sObject[], isRoute: (url: string) => 
   const matches = (sel: Record<string, string>): boolean => Object.entries(sel).every(([k, v]) => labels[k] === v)
   const service = one(objects, 'Service', 'portcullis') as K8sObject & { spec: { selector: Record<string, string>, ports: Array<{ name: string, targetPort: string }> } }
   t.ok(matches(service.spec.selector), 'the Service selects the gateway pods')
-  t.same(service.spec.ports.map((p) => p.targetPort), ['http'], 'the Service targets the port "http"')
+  t.same(service.spec.ports.map((p) => p.targetPort), ['http', 'management'], 'the Service targets the ports "http" and "management"')
   t.ok(matches(deployment.spec.selector.matchLabels), 'the Deployment selector matches its pods')
   const pdb = one(objects, 'PodDisruptionBudget', 'portcullis') as K8sObject & { spec: { minAvailable: number, selector: { matchLabels: Record<string, string> } } }
   t.ok(matches(pdb.spec.selector.matchLabels) && pdb.spec.minAvailable < deployment.spec.replicas, 'the PDB lets one pod go at a time')
@@ -160,6 +165,7 @@ function checkOverlay (t: Test, name: string, objects: K8sObject[], isRoute: (ur
     t.ok(Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => service.metadata.labels?.[k] === v), 'the ServiceMonitor selects the Service')
     for (const e of sm.spec.endpoints) {
       t.ok(service.spec.ports.some((p) => p.name === e.port), `scrapes the Service port "${e.port}"`)
+      t.equal(e.port, 'management', 'scrapes the management port: /metrics answers 404 on the proxy port')
       t.ok(isRoute(e.path), `${e.path} is a route of the gateway`)
     }
   } else if (name === 'scratch') {

@@ -25,6 +25,8 @@ export interface TestGateway {
   url: string
   logs: LogCapture
   config: Config
+  /** The management listener's base URL when MANAGEMENT_PORT is set (tests pass '0'), else null. */
+  managementUrl: string | null
 }
 
 /** Builds the app exactly like production and listens on a free loopback port. */
@@ -36,7 +38,9 @@ export async function startGateway (env: Record<string, string>): Promise<TestGa
   const addr = app.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('no address')
   const scheme = config.tls === null ? 'http' : 'https'
-  return { app, url: `${scheme}://127.0.0.1:${addr.port}`, logs, config }
+  const management = await app.management.listen()
+  const managementUrl = management === null ? null : `http://127.0.0.1:${management.port}`
+  return { app, url: `${scheme}://127.0.0.1:${addr.port}`, logs, config, managementUrl }
 }
 
 /**

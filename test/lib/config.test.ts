@@ -10,6 +10,7 @@ t.test('defaults', async (t) => {
   t.same(c, {
     port: 8080,
     host: '0.0.0.0',
+    management: null,
     redisUrl: 'redis://127.0.0.1:6379',
     redisClusterNodes: null,
     redisKeyPrefix: 'portcullis:',
@@ -74,6 +75,13 @@ t.test('values are read and converted', async (t) => {
   t.match(loadConfig({ ROUTES: R, CLIENT_BODY_TIMEOUT_MS: '5000', UPSTREAM_MAX_CONNECTIONS: '64', MAX_IN_FLIGHT_PER_TOKEN: '16' }),
     { clientBodyTimeoutMs: 5000, upstreamMaxConnections: 64, maxInFlightPerToken: 16 })
   t.equal(loadConfig({ ROUTES: R, UPSTREAM_MAX_CONNECTIONS: '1', MAX_IN_FLIGHT_PER_TOKEN: '0' }).maxInFlightPerToken, 0, '0 turns the bound off, whatever the pool')
+})
+
+t.test('MANAGEMENT_PORT and MANAGEMENT_HOST', async (t) => {
+  t.same(loadConfig({ ROUTES: R, MANAGEMENT_PORT: '9090' }).management, { port: 9090, host: '127.0.0.1' }, 'loopback by default')
+  t.same(loadConfig({ ROUTES: R, MANAGEMENT_PORT: '9090', MANAGEMENT_HOST: '0.0.0.0' }).management, { port: 9090, host: '0.0.0.0' })
+  t.equal(loadConfig({ ROUTES: R, MANAGEMENT_PORT: '' }).management, null, 'empty = unset, not port 0')
+  t.equal(loadConfig({ ROUTES: R, MANAGEMENT_HOST: '0.0.0.0' }).management, null, 'a host alone changes nothing')
 })
 
 t.test('JSON ROUTES may override the circuit breaker per route; absent fields stay absent', async (t) => {
@@ -156,6 +164,9 @@ const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['circuitCooldownMs null', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitCooldownMs":null}]' }, 'ROUTES', /circuitCooldownMs/],
   ['JSON misspelt circuit field', { ROUTES: '[{"prefix":"/a","upstream":"http://h:1","circuitThreshold":3}]' }, 'ROUTES', /unknown field "circuitThreshold"/],
   ['PORT=abc', { PORT: 'abc' }, 'PORT', /integer/],
+  ['MANAGEMENT_PORT=metrics', { MANAGEMENT_PORT: 'metrics' }, 'MANAGEMENT_PORT', /integer/],
+  ['MANAGEMENT_PORT=70000', { MANAGEMENT_PORT: '70000' }, 'MANAGEMENT_PORT', /65535/],
+  ['MANAGEMENT_PORT=PORT', { PORT: '8080', MANAGEMENT_PORT: '8080' }, 'MANAGEMENT_PORT', /must differ from PORT/],
   ['PORT=70000', { PORT: '70000' }, 'PORT', /65535/],
   ['WORKERS=0', { WORKERS: '0' }, 'WORKERS', /positive integer or "auto"/],
   ['WORKERS=two', { WORKERS: 'two' }, 'WORKERS', /positive integer or "auto"/],
