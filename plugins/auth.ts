@@ -29,7 +29,7 @@ export type AuthSubject = Pick<FastifyRequest, 'method' | 'target' | 'consumer' 
  * Bearer authentication and route permission. It runs as an onRequest hook, before any body is
  * read, and looks the token up through the gate (plugins/gate.ts), whose one script call also
  * rate-limits it (one round trip; plugins/rate-limit.ts enforces the decision it hands over):
- * so a 403 has consumed one unit of quota, as the README says.
+ * so a 403 has consumed one unit of quota, as docs/design-notes.md says.
  */
 export default fp(async function authPlugin (app) {
   app.decorateRequest('consumer', null)

@@ -49,8 +49,8 @@ export function sendError (reply: FastifyReply, err: GatewayError): FastifyReply
   reply.request.errorCode = err.code
   if (err.headers !== undefined) reply.headers(err.headers)
   // A refused upload is not read to its end: close the connection instead of draining the body.
-  // Not on HTTP/2, which forbids the header (RFC 9113 §8.2.2): there Node ends the answered stream
-  // with RST_STREAM NO_ERROR (RFC 9113 §8.1) and the connection serves on.
+  // Not on HTTP/2, which forbids the header (RFC 9113 section 8.2.2): there Node ends the answered stream
+  // with RST_STREAM NO_ERROR (RFC 9113 section 8.1) and the connection serves on.
   if (!isHttp2(reply.request.raw) && hasUnreadBody(reply.request.raw)) reply.header('connection', 'close')
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err))
 }

@@ -33,7 +33,7 @@ declare module 'fastify' {
   }
 }
 
-/** Outcomes of the token check (SPEC §5 401/403/503). */
+/** Outcomes of the token check (docs/reference.md 401/403/503). */
 export type AuthResult = 'allowed' | 'missing' | 'invalid' | 'expired' | 'forbidden' | 'store_unavailable'
 /** What `observeDecisions` reads of a finished request or upgrade. */
 export interface DecisionState {
@@ -105,7 +105,7 @@ export class GatewayMetrics {
     this.duration = new Histogram({ name: 'portcullis_http_request_duration_seconds', help: 'Time from request received to response sent', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers })
     this.upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from the proxy handler start to the upstream response head', labelNames: ['route'], buckets: HTTP_BUCKETS, registers })
     this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol; pool: no pooled connection free in time)', labelNames: ['route', 'kind'], registers })
-    this.gatewayErrors = new Counter({ name: 'portcullis_gateway_errors_total', help: 'Error answers the gateway made itself, by SPEC code (upstream answers are not counted here)', labelNames: ['route', 'code'], registers })
+    this.gatewayErrors = new Counter({ name: 'portcullis_gateway_errors_total', help: 'Error answers the gateway made itself, by gateway code (upstream answers are not counted here)', labelNames: ['route', 'code'], registers })
     this.auth = new Counter({ name: 'portcullis_auth_decisions_total', help: 'Token checks by result', labelNames: ['result'], registers })
     this.rateLimit = new Counter({ name: 'portcullis_ratelimit_decisions_total', help: 'Rate-limit decisions by result', labelNames: ['result'], registers })
     this.redisDuration = new Histogram({ name: 'portcullis_redis_command_duration_seconds', help: 'Duration of the hot-path Redis command (token check + rate limit script)', buckets: REDIS_BUCKETS, registers })
@@ -140,7 +140,7 @@ export class GatewayMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' })
   }
 
-  /** Records one token check: an AuthResult or the SPEC error code the request is refused with. */
+  /** Records one token check: an AuthResult or the gateway error code the request is refused with. */
   authDecision (result: AuthResult | string): void {
     const r = (AUTH_RESULTS as readonly string[]).includes(result) ? result : AUTH_CODES[result] ?? 'other'
     this.authChildren.get(r)?.inc()

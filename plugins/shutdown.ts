@@ -10,14 +10,14 @@ declare module 'fastify' {
   }
 }
 
-/** Whether the request arrived over HTTP/2 (then connection-specific headers are forbidden, RFC 9113 §8.2.2). */
+/** Whether the request arrived over HTTP/2 (then connection-specific headers are forbidden, RFC 9113 section 8.2.2). */
 export function isHttp2 (req: IncomingMessage | Http2ServerRequest): boolean {
   return req.httpVersionMajor >= 2
 }
 
 /**
  * The HTTP/2 equivalent of `Connection: close` on one response: GOAWAY on the stream's session
- * (RFC 9113 §6.8). Streams already open finish; the client opens new ones on a new connection.
+ * (RFC 9113 section 6.8). Streams already open finish; the client opens new ones on a new connection.
  */
 export function goAway (reply: FastifyReply): void {
   const session = (reply.request.raw as unknown as Http2ServerRequest).stream?.session

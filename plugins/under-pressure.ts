@@ -56,7 +56,7 @@ export default fp(async function underPressurePlugin (app) {
       }
       return redisHealthy
     },
-    // A rejected promise goes to the error handler, which answers in the SPEC's shape.
+    // A rejected promise goes to the error handler, which answers in the shape of docs/reference.md.
     pressureHandler: async (_request, _reply, type) => {
       throw type === TYPE_HEALTH_CHECK ? storeUnavailable() : underPressureError(type)
     }

@@ -1,5 +1,5 @@
 /**
- * The admin API (SPEC §5): token management behind `Authorization: Bearer $ADMIN_TOKEN`, with the
+ * The admin API (docs/reference.md): token management behind `Authorization: Bearer $ADMIN_TOKEN`, with the
  * CLI's semantics (both use src/tokens/store.ts). Without ADMIN_TOKEN every admin path answers 404.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'

@@ -64,7 +64,7 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
   if (!responseHasBody(res.statusCode, request.method ?? 'GET')) {
     body.on('error', noop)
     body.resume()
-    // RFC 9110 §8.6: no Content-Length on a 204; on a 304 it states the representation's length.
+    // RFC 9110 section 8.6: no Content-Length on a 204; on a 304 it states the representation's length.
     if (res.statusCode === 204) reply.removeHeader('content-length')
     outcome.complete()
     reply.send()
@@ -100,7 +100,7 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
     const trailers = forwardableTrailers(trailersOfBody.get(body) ?? {}, gatewayOwned)
     if (trailers.length > 0) {
       // Node writes them after the last chunk, and only on a chunked response.
-      // HTTP/2 sends them as a trailing HEADERS frame (RFC 9113 §8.1); its addTrailers takes an object.
+      // HTTP/2 sends them as a trailing HEADERS frame (RFC 9113 section 8.1); its addTrailers takes an object.
       const given = request.httpVersionMajor >= 2 ? trailerObject(trailers) : trailers
       try { client.addTrailers(given) } catch (err) { reply.log.debug({ err }, 'upstream trailers not forwarded') }
     }

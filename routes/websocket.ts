@@ -136,7 +136,7 @@ function forward (app: FastifyInstance, scope: UpgradeScope, tunnels: TunnelRegi
     requestId: u.id,
     consumerId: u.consumer?.id ?? null
   })
-  // Hop-by-hop for any other request, but this hop is an upgrade too (RFC 9110 §7.8).
+  // Hop-by-hop for any other request, but this hop is an upgrade too (RFC 9110 section 7.8).
   headers.connection = 'Upgrade'
   headers.upgrade = req.headers.upgrade
   headers.host = upstream.host // as reply-from does for every other request

@@ -78,7 +78,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     },
     clientErrorHandler // Node's parser refusals (400, 431) get the gateway's JSON answer: plugins/server-events.ts
   }
-  // TLS is for this (the proxy) listener only: ALPN offers h2 and http/1.1 (RFC 9113 §3.2).
+  // TLS is for this (the proxy) listener only: ALPN offers h2 and http/1.1 (RFC 9113 section 3.2).
   const tls = opts.tls ?? (config.tls === null ? null : readTlsMaterial(config.tls))
   const app = Fastify(tls === null
     ? fastifyOptions

@@ -1,4 +1,4 @@
-// `node bin/portcullis.js serve` as a real process (SPEC §2): graceful drain on SIGTERM, the grace
+// `node bin/portcullis.js serve` as a real process (docs/configuration.md): graceful drain on SIGTERM, the grace
 // deadline, and WORKERS=2 with the primary forwarding the signal.
 import t from 'tap'
 import { execFile } from 'node:child_process'

@@ -1,5 +1,5 @@
 /**
- * Extracting the bearer token (SPEC §5) from the raw header list, because Node keeps only the
+ * Extracting the bearer token (docs/reference.md) from the raw header list, because Node keeps only the
  * first of duplicate Authorization headers in `req.headers` and a second one must be refused.
  */
 
@@ -51,7 +51,7 @@ const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g
 
 /**
  * True when the query string carries a credential: a parameter named `access_token` (RFC 6750
- * §2.3) or the token itself anywhere in it. Each parameter is decoded on its own and leniently
+ * section 2.3) or the token itself anywhere in it. Each parameter is decoded on its own and leniently
  * (a stray `%` elsewhere must not hide an encoded token), read raw, percent-decoded and with `+`
  * as a space, the way the various upstream frameworks would read it.
  */

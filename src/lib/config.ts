@@ -28,7 +28,7 @@ const PATTERN_MEANS: Record<string, string> = {
   WORKERS: 'must be a positive integer or "auto"'
 }
 
-/** The environment variables of SPEC §2, plus a few operational knobs documented in the README. */
+/** The environment variables of docs/configuration.md, plus a few operational knobs documented in docs/configuration.md. */
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),

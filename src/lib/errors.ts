@@ -58,7 +58,7 @@ function withHeaders<E extends Error> (err: E, headers: Headers): E & { headers:
   return Object.assign(err, { headers })
 }
 
-/** 400: the request target cannot be normalised safely (SPEC §6). */
+/** 400: the request target cannot be normalised safely (docs/forwarding.md). */
 export const badPath = (reason: string): GatewayError => new BadPath(reason)
 /** 404: no configured route prefix covers the path. */
 export const routeNotFound = (): GatewayError => new RouteNotFound()

@@ -1,11 +1,11 @@
 /**
- * Header rules of SPEC §6, as pure functions over Node's lower-cased header objects. The gateway
+ * Header rules of docs/forwarding.md, as pure functions over Node's lower-cased header objects. The gateway
  * sets its own headers after stripping, so a client naming them in `Connection` cannot remove them.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy proxy ones; never forwarded either way. */
+/** Hop-by-hop headers (RFC 9110 section 7.6.1) plus the legacy proxy ones; never forwarded either way. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-authorization',
   'proxy-connection', 'proxy-authenticate', 'transfer-encoding'])
 
@@ -17,9 +17,9 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrad
 const REQUEST_REWRITES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url'])
 
 const EMPTY: ReadonlySet<string> = new Set()
-/** Fields that must not come in a trailer section (framing, RFC 9110 §6.5.1) besides the hop-by-hop ones. */
+/** Fields that must not come in a trailer section (framing, RFC 9110 section 6.5.1) besides the hop-by-hop ones. */
 const NOT_TRAILERS = new Set(['content-length', 'host'])
-/** The name the gateway gives itself in Via (RFC 9110 §7.6.3): a pseudonym, never the host name. */
+/** The name the gateway gives itself in Via (RFC 9110 section 7.6.3): a pseudonym, never the host name. */
 const VIA_NAME = 'portcullis'
 /** The X-Request-Id grammar a client's value must match to be kept, as a pattern (docs/forwarding.md). */
 export const REQUEST_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$'
@@ -33,7 +33,7 @@ export function acceptableRequestId (value: string | string[] | undefined): stri
 }
 
 /**
- * The authority the client addressed: `:authority` on HTTP/2 (RFC 9113 §8.3.1, which plays the
+ * The authority the client addressed: `:authority` on HTTP/2 (RFC 9113 section 8.3.1, which plays the
  * role of Host and wins over a Host field sent beside it), else `Host`.
  */
 export function requestAuthority (headers: IncomingHttpHeaders): string {
@@ -106,7 +106,7 @@ export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddr
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
   for (const name of connectionListed(original.connection)) delete headers[name]
   for (const name of Object.keys(headers)) {
-    // Pseudo-headers (RFC 9113 §8.3) describe this hop's HTTP/2 request; never fields upstream.
+    // Pseudo-headers (RFC 9113 section 8.3) describe this hop's HTTP/2 request; never fields upstream.
     if (name.startsWith(':') || HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
       underscoreSpoof(name) || (!ctx.trustProxy && name.startsWith('x-forwarded-'))) delete headers[name]
   }
@@ -148,7 +148,7 @@ export function downstreamResponseHeaders (headers: Record<string, string | stri
 }
 
 /**
- * `Via` with the gateway's hop appended (RFC 9110 §7.6.3), after any value already there:
+ * `Via` with the gateway's hop appended (RFC 9110 section 7.6.3), after any value already there:
  * `<received-protocol> portcullis`, the protocol being the version the message arrived in
  * (Node's `httpVersion`: `1.0`, `1.1`; HTTP/2 and later are named by their major version alone).
  */
@@ -159,7 +159,7 @@ export function appendVia (existing: string | string[] | undefined, httpVersion:
   return prior === undefined || prior.trim() === '' ? hop : `${prior}, ${hop}`
 }
 
-/** Whether a response with this status to this method has a body at all (RFC 9110 §6.4.1). */
+/** Whether a response with this status to this method has a body at all (RFC 9110 section 6.4.1). */
 export function responseHasBody (statusCode: number, method: string): boolean {
   return method !== 'HEAD' && statusCode >= 200 && statusCode !== 204 && statusCode !== 304
 }

@@ -1,7 +1,7 @@
 /**
  * The proxy surface as OpenAPI 3.0 paths. The proxy is one catch-all route (hidden from the
  * generated document), so its operations are written out here: one path per configured route
- * prefix, every common method, bearer security, and the answers the gateway itself makes (SPEC §5).
+ * prefix, every common method, bearer security, and the answers the gateway itself makes (docs/reference.md).
  */
 import { REQUEST_ID_PATTERN, REQUEST_ID_SHAPE } from './forward-headers.js'
 
@@ -38,7 +38,7 @@ export const OPENAPI_COMPONENTS = {
       required: ['statusCode', 'code', 'error', 'message'],
       properties: {
         statusCode: { type: 'integer', example: 429 },
-        code: { type: 'string', description: 'Machine-readable code from SPEC §5', example: 'RATE_LIMITED' },
+        code: { type: 'string', description: 'Machine-readable code from docs/reference.md', example: 'RATE_LIMITED' },
         error: { type: 'string', description: 'HTTP reason phrase', example: 'Too Many Requests' },
         message: { type: 'string', example: 'Rate limit exceeded; retry in 3 s' }
       }

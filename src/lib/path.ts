@@ -1,4 +1,4 @@
-// Request-target normalisation (SPEC.md section 6). The gateway authorises and forwards the
+// Request-target normalisation (docs/forwarding.md). The gateway authorises and forwards the
 // same string, so every input that a lenient backend could read as a different path is refused
 // here rather than "repaired": the gateway and the upstream must never disagree about the path.
 

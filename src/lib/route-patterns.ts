@@ -1,4 +1,4 @@
-// allowed_routes patterns of SPEC §3: parsed and checked once when a token is written, compiled
+// allowed_routes patterns of docs/tokens.md: parsed and checked once when a token is written, compiled
 // once per routes revision (src/lib/matcher-cache.ts), then matched per request without regular
 // expressions.
 import { FifoMap } from 'toad-cache'

@@ -1,4 +1,4 @@
-// Longest-prefix routing on whole path segments (SPEC.md section 2). Runs on every request, so
+// Longest-prefix routing on whole path segments (docs/configuration.md). Runs on every request, so
 // match() probes a Map with the path's own segment prefixes instead of scanning or using regexes.
 
 export interface RouteConfig {

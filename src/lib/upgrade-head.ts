@@ -12,7 +12,7 @@ export type HeaderLine = readonly [string, string]
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 
-/** A WebSocket opening handshake (RFC 6455 §4.1): GET with `Upgrade` naming `websocket`, any case. */
+/** A WebSocket opening handshake (RFC 6455 section 4.1): GET with `Upgrade` naming `websocket`, any case. */
 export function isWebSocketUpgrade (method: string | undefined, headers: IncomingHttpHeaders): boolean {
   if (method !== 'GET') return false
   const upgrade = headers.upgrade

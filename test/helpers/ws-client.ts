@@ -3,7 +3,7 @@
 import { once } from 'node:events'
 import WebSocket from 'ws'
 
-/** The handshake of RFC 6455 §4.1 for `target`, plus extra header lines exactly as given. */
+/** The handshake of RFC 6455 section 4.1 for `target`, plus extra header lines exactly as given. */
 export function rawHandshake (target: string, extraHeaders: string[] = []): string {
   return `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +

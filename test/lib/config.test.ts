@@ -1,4 +1,4 @@
-// Configuration (SPEC §2): loadConfig table-driven, then `serve` with a bad environment for real.
+// Configuration (docs/configuration.md): loadConfig table-driven, then `serve` with a bad environment for real.
 import t from 'tap'
 import { loadConfig, ConfigError, type Config } from '../../src/lib/config.js'
 import { spawnServe, exitWithin } from '../helpers/process.js'

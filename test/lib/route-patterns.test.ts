@@ -6,7 +6,7 @@ import {
 
 // [patterns, method, path, allowed]
 const cases: Array<[string[], string, string, boolean]> = [
-  // SPEC §3: a pattern ending in /* covers its prefix and everything below, on whole segments
+  // docs/tokens.md: a pattern ending in /* covers its prefix and everything below, on whole segments
   [['/api/v1/users/*'], 'GET', '/api/v1/users', true],
   [['/api/v1/users/*'], 'GET', '/api/v1/users/', true],
   [['/api/v1/users/*'], 'GET', '/api/v1/users/7', true],

@@ -1,4 +1,4 @@
-// Revocation, expiry and edits take effect on the very next request (SPEC §3), on a real Redis;
+// Revocation, expiry and edits take effect on the very next request (docs/tokens.md), on a real Redis;
 // unknown, expired and revoked tokens write nothing.
 import t from 'tap'
 import { Redis } from 'ioredis'

@@ -1,4 +1,4 @@
-// Bearer authentication and route permission (SPEC §3, §5) over raw sockets: every refusal with its
+// Bearer authentication and route permission (docs/tokens.md, docs/reference.md) over raw sockets: every refusal with its
 // status, code and challenge, the order of checks, and that the upstream never sees a credential.
 import t, { type Test } from 'tap'
 import { sharedRedis } from '../helpers/redis.js'

@@ -1,6 +1,6 @@
 // The routes revision (routes_rev) on a real Redis and real gateways: the script sends a token's
 // allowed_routes only when the gateway's compiled revision is stale, yet an edit still applies on
-// the very next request (SPEC §3), and the hot path stays one script call per request (SPEC §7).
+// the very next request (docs/tokens.md), and the hot path stays one script call per request (docs/performance.md).
 // Measured at Redis itself (INFO counters of a private redis-server), not inside the gateway.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'

@@ -140,7 +140,7 @@ t.test('sustained rate: after the burst, one request per emission interval T is 
   t.ok(b1.admitted >= floor, `burst 1: admitted ${b1.admitted} ≥ elapsed/(T + max gap) - 2 = ${floor.toFixed(1)}`)
 })
 
-t.test('a 403 consumes one unit of quota (as the README says)', async (t) => {
+t.test('a 403 consumes one unit of quota (as docs/design-notes.md says)', async (t) => {
   const token = await createTestToken(redis.url, { rate_limit: 3, window_seconds: 3600, allowed_routes: ['/api/allowed/*'] }, PREFIX)
   const forbidden = await send('/api/other', token.bearer)
   t.equal(forbidden.status, 403)

@@ -1,4 +1,4 @@
-// The admin API (SPEC §5) on a real gateway and Redis: disabled without ADMIN_TOKEN, refused with
+// The admin API (docs/reference.md) on a real gateway and Redis: disabled without ADMIN_TOKEN, refused with
 // a wrong one, create/list/show/revoke with the CLI's semantics, invalid bodies refused with a
 // message naming the problem, and 503 (never 500) while Redis is down.
 import t, { type Test } from 'tap'

@@ -1,4 +1,4 @@
-// Header rules of SPEC §6 over real sockets. Requests go out through raw `node:net` sockets,
+// Header rules of docs/forwarding.md over real sockets. Requests go out through raw `node:net` sockets,
 // because client libraries refuse or rewrite Connection lists, hop-by-hop and duplicate headers.
 import t from 'tap'
 import { sharedRedis } from '../helpers/redis.js'

@@ -1,4 +1,4 @@
-// Hostile request targets sent byte for byte over a raw socket (SPEC §6). Each row says what must
+// Hostile request targets sent byte for byte over a raw socket (docs/forwarding.md). Each row says what must
 // happen: a 400 BAD_PATH that reaches no upstream, a 404 for a normalised path no route covers,
 // Node's own 400 for bytes its HTTP parser refuses, or exactly which path which upstream received.
 import t from 'tap'

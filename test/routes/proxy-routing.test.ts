@@ -52,7 +52,7 @@ t.test('the longest matching prefix wins, on whole segments', async (t) => {
   }
 })
 
-t.test('a path that only shares characters with a prefix is a 404 in the SPEC shape', async (t) => {
+t.test('a path that only shares characters with a prefix is a 404 in the gateway error shape', async (t) => {
   const gw2 = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api/v1/users=${users.url}` })
   t.teardown(() => gw2.app.close())
   const before = users.seen.length

@@ -1,4 +1,4 @@
-// Bodies stream both ways (SPEC §6): 50 MB each way with length and SHA-256 checked at the far
+// Bodies stream both ways (docs/forwarding.md): 50 MB each way with length and SHA-256 checked at the far
 // end, proof that bytes move before the sender has finished, and client disconnects that abort
 // the upstream exchange.
 import t from 'tap'

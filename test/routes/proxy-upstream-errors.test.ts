@@ -1,4 +1,4 @@
-// Upstream faults for real (SPEC §5, §6): refused, silent, reset, garbage, bad TLS; no retries.
+// Upstream faults for real (docs/reference.md, docs/forwarding.md): refused, silent, reset, garbage, bad TLS; no retries.
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { execFile } from 'node:child_process'

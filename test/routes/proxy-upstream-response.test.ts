@@ -125,7 +125,7 @@ t.test('heads that carry no body', async (t) => {
     const res = await rawRequest(gw.url, get())
     t.equal(res.status, 204, res.head)
     t.equal(header(res, 'x-up'), '1')
-    t.equal(header(res, 'content-length'), undefined, 'RFC 9110 §8.6: no Content-Length on a 204')
+    t.equal(header(res, 'content-length'), undefined, 'RFC 9110 section 8.6: no Content-Length on a 204')
     t.same(await upstreamErrors(gw), { INTERNAL_ERROR: 0 })
     t.equal(await nextCode(gw), 204)
   })

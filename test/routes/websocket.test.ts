@@ -79,7 +79,7 @@ t.test('frames both ways through the gateway: text, binary, 1 MB; headers; metri
   t.equal(await closedWithin(ws, 5000), 1000, 'a clean close passes through')
   await waitFor(async () => valueOf(await metrics(), 'portcullis_websocket_connections', { route: '/ws' }) === 0)
   const text = await metrics()
-  // In a clean close the server ends the TCP connection first (RFC 6455 §7.1.1): upstream_closed.
+  // In a clean close the server ends the TCP connection first (RFC 6455 section 7.1.1): upstream_closed.
   t.equal(valueOf(text, 'portcullis_websocket_closed_total', { route: '/ws', reason: 'upstream_closed' }), 1)
   t.equal(valueOf(text, 'portcullis_http_requests_total', { route: '/ws', method: 'GET', status_class: '1xx' }), 1, 'the 101 is a request')
   const lines = gw.logs.records().filter((r) => r.msg === 'request' && r.status === 101)
@@ -232,7 +232,7 @@ t.test('an https upstream is verified: a self-signed certificate is a 502, nothi
   t.equal(upgrades, 0, 'the handshake never reached the unverified upstream')
 })
 
-/** A masked client text frame (RFC 6455 §5.2) with a zero mask, so the payload is unchanged. */
+/** A masked client text frame (RFC 6455 section 5.2) with a zero mask, so the payload is unchanged. */
 function maskedText (s: string): Buffer {
   const payload = Buffer.from(s)
   return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload])

@@ -1,4 +1,4 @@
-// Tokens never reach a log line or /metrics (SPEC §3, STYLE "Log with the request's pino logger"):
+// Tokens never reach a log line or /metrics (docs/tokens.md, docs/observability.md):
 // a batch of requests with a known token (served, forbidden, bad path, limited, upstream error,
 // query token, admin calls) on gateways at `info` and at `trace`, every captured line searched.
 import t from 'tap'

@@ -1,6 +1,6 @@
 // Property: whatever request target a client sends, a token allowed only `/api/v1/users/*` never
 // gets a request to the upstream whose path a lenient backend could read as outside /api/v1/users,
-// and every 200 reached the upstream with exactly the path the gateway authorised (SPEC §6).
+// and every 200 reached the upstream with exactly the path the gateway authorised (docs/forwarding.md).
 // Targets are built from hostile fragments and sent byte for byte over raw sockets.
 import t from 'tap'
 import fc from 'fast-check'

@@ -1,4 +1,4 @@
-// Redis holds no plaintext key (SPEC §3): tokens made by the CLI (create and import), the token
+// Redis holds no plaintext key (docs/tokens.md): tokens made by the CLI (create and import), the token
 // store and the admin API, used through the gateway and one revoked; then every key and every value
 // in the database is read back and searched.
 import t from 'tap'

@@ -95,7 +95,7 @@ t.test('a refused h2 upload: the answer arrives, the stream ends, the session st
   t.equal(Number(head[':status']), 401)
   t.equal(head.connection, undefined, 'no Connection header on h2')
   t.equal((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code: string }).code, 'TOKEN_MISSING')
-  t.equal(stream.rstCode, 0, 'the stream was reset with NO_ERROR (RFC 9113 §8.1)')
+  t.equal(stream.rstCode, 0, 'the stream was reset with NO_ERROR (RFC 9113 section 8.1)')
   t.equal(up.started, before, 'nothing reached the upstream')
   const again = await h2Request(gw.url, cert.cert, { path: '/api/v1/users/2', headers: { authorization: token.bearer } }, session)
   t.equal(again.status, 200, 'the same session serves the next request')

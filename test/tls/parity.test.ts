@@ -101,7 +101,7 @@ for (const [name, req, status, code] of CASES) {
     t.equal(a.status, status, `h2 status (${a.body.toString('utf8').slice(0, 200)})`)
     t.same(comparable(a), comparable(b), 'same status, gateway headers and body code')
     t.equal(comparable(a).code, code)
-    t.equal(a.headers.connection, undefined, 'no Connection header on h2 (RFC 9113 §8.2.2)')
+    t.equal(a.headers.connection, undefined, 'no Connection header on h2 (RFC 9113 section 8.2.2)')
     if (status === 200) {
       t.match(a.headers.ratelimit, /^"default";r=\d+;t=\d+$/, 'RateLimit on h2')
       t.equal(a.headers.via, '1.1 portcullis', 'Via names the upstream hop (HTTP/1.1)')
