@@ -245,7 +245,9 @@ t.test('an id of another shape is 404 TOKEN_NOT_FOUND, not echoed, with no Redis
     }
   }
   const after = await commandCalls(r)
-  const ran = [...after].filter(([name, n]) => name !== 'info' && n !== (before.get(name) ?? 0))
+  // `info` is this test's own probe, `ping` the under-pressure health check that runs every second
+  // whatever the requests do: neither is a lookup of the text.
+  const ran = [...after].filter(([name, n]) => name !== 'info' && name !== 'ping' && n !== (before.get(name) ?? 0))
   t.same(ran, [], 'Redis ran no command for text that is not an id')
   t.equal((await call(gw, 'GET', `/admin/tokens/${created.body.id as string}`)).status, 200, 'a real id is still looked up')
   t.equal(await r.hdel('portcullis:tokens', 'seed-a'), 1, 'the old-style entry was not touched')
