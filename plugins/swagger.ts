@@ -7,19 +7,8 @@
 import fp from 'fastify-plugin'
 import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
-import { readFileSync } from 'node:fs'
+import { packageVersion } from '../src/version.js'
 import { OPENAPI_COMPONENTS, proxyPaths } from '../src/lib/openapi-proxy.js'
-
-/** The package version, from plugins/ in source or dist/plugins/ when compiled. */
-function packageVersion (): string {
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string, version?: string }
-      if (pkg.name === 'portcullis' && typeof pkg.version === 'string') return pkg.version
-    } catch {}
-  }
-  return '0.0.0'
-}
 
 const DESCRIPTION = [
   'Portcullis validates bearer tokens stored in Redis, rate-limits each token across every gateway',
