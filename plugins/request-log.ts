@@ -1,4 +1,6 @@
 import fp from 'fastify-plugin'
+import type { IncomingMessage } from 'node:http'
+import proxyAddr from '@fastify/proxy-addr'
 import { ownPathOf } from '../src/lib/gateway-paths.js'
 import { RouteTable } from '../src/lib/route-table.js'
 import { TARGET_PLUGIN, routeOfUrl } from './target.js'
@@ -7,6 +9,21 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Log the route pattern (`/admin/tokens/:id`) instead of the path, whose parameters a client may fill with a key. */
     logRoutePattern?: boolean
+  }
+}
+
+/**
+ * The client address as Fastify's `request.ip` reads it under TRUST_PROXY, for the request lines of
+ * requests Fastify never routes (a WebSocket upgrade): the socket peer, or the address
+ * `X-Forwarded-For` names as far as the trusted proxies go. A hop count trusts no peer here, as in
+ * Fastify, which cannot check the peer against a count.
+ */
+export function clientAddressOf (trustProxy: boolean | number | string[]): (req: IncomingMessage) => string {
+  if (trustProxy === false || typeof trustProxy === 'number') return (req) => req.socket.remoteAddress ?? ''
+  const trust = trustProxy === true ? () => true : proxyAddr.compile(trustProxy)
+  return (req) => {
+    const addrs = proxyAddr.all(req, trust)
+    return addrs[addrs.length - 1] ?? ''
   }
 }
 

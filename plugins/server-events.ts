@@ -66,7 +66,8 @@ function answerOnSocket (app: FastifyInstance, socket: Duplex, gwErr: GatewayErr
     socket.resume()
     const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref()
     socket.once('close', () => clearTimeout(timer))
-    app.log.info({ reqId, method, path: null, route: null, status: gwErr.statusCode, ms: 0, code: gwErr.code, parserError: parserError ?? undefined }, 'request')
+    // No header was parsed (or trusted) yet: the peer is the client address.
+    app.log.info({ reqId, method, path: null, route: null, status: gwErr.statusCode, ms: 0, code: gwErr.code, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress, parserError: parserError ?? undefined }, 'request')
     app.metrics.observeRequest('unmatched', method ?? '', gwErr.statusCode, 0, null, gwErr.code)
   })
 }

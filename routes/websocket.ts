@@ -20,7 +20,7 @@ import { bearerToken } from '../src/lib/bearer.js'
 import { digestApiKey } from '../src/tokens/keys.js'
 import type { TunnelStats } from '../src/lib/tunnel.js'
 import { toGatewayError } from '../plugins/errors.js'
-import { pathOnly } from '../plugins/request-log.js'
+import { clientAddressOf, pathOnly } from '../plugins/request-log.js'
 import type { AuthSubject } from '../plugins/auth.js'
 import { FAILURE_TEXT, GATEWAY_RESPONSE_HEADERS, admit, classifyUpstreamError } from './proxy.js'
 import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
@@ -52,6 +52,7 @@ const CLIENT_GONE = 499
 /** Listens for upgrades on the app's server; called once by routes/proxy.ts with its scope. */
 export function attachWebSocketUpgrades (app: FastifyInstance, scope: UpgradeScope): void {
   const tunnels = new TunnelRegistry(app)
+  clientAddresses.set(app, clientAddressOf(app.config.trustProxy))
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const s = socket as Socket
     s.on('error', () => {}) // a reset shows up as 'close'; nothing to answer
@@ -256,6 +257,9 @@ function refuse (socket: Socket, err: GatewayError, headers: Record<string, stri
  * One request log line per upgrade, in plugins/request-log.ts's shape: at once for a refusal,
  * when the tunnel ends for a 101 (with its duration, bytes and close reason).
  */
+/** Per app: the client address of an upgrade, as the request log reads it for any request. */
+const clientAddresses = new WeakMap<FastifyInstance, (req: IncomingMessage) => string>()
+
 function finish (app: FastifyInstance, u: Upgrade, status: number, tunnel?: TunnelStats): void {
   const ms = Math.round((performance.now() - u.started) * 100) / 100
   if (tunnel === undefined) {
@@ -268,6 +272,8 @@ function finish (app: FastifyInstance, u: Upgrade, status: number, tunnel?: Tunn
     path: u.target?.path ?? pathOnly(u.req.url),
     route: u.target?.route.prefix ?? null,
     status,
+    code: u.errorCode ?? undefined,
+    remoteAddress: clientAddresses.get(app)?.(u.req),
     ms: tunnel === undefined ? ms : Math.round((ms - tunnel.ms) * 100) / 100,
     consumer: u.consumer?.id,
     rateLimit: u.rateLimit?.status,

@@ -82,6 +82,7 @@ t.test('requests Node\'s parser refuses get the gateway\'s JSON answer, logged o
       t.equal(requestLines.length, 1, 'one request line')
       t.equal(requestLines[0]?.status, status)
       t.equal(requestLines[0]?.code, code)
+      t.equal(requestLines[0]?.remoteAddress, '127.0.0.1', 'the line names the client address')
       t.equal(requestLines[0]?.reqId, header(res, 'x-request-id'), 'the line carries the answer\'s request id')
       t.notOk(lines.some((l) => l.includes(token.key)), 'the token in the refused bytes is not logged')
       t.notOk(lines.some((l) => l.includes('aaaaaaaa')), 'nor the bytes themselves')
@@ -124,6 +125,7 @@ t.test('CONNECT is answered 405 METHOD_NOT_ALLOWED with Allow, then closed', asy
   const line = gw.logs.records().filter((r) => r.msg === 'request' && r.reqId === 'conn-1')
   t.equal(line.length, 1, 'one request line')
   t.equal(line[0]?.method, 'CONNECT')
+  t.equal(line[0]?.remoteAddress, '127.0.0.1', 'the line names the client address')
 })
 
 t.test('Fastify\'s own refusals on the admin API carry gateway codes', async (t) => {

@@ -84,7 +84,7 @@ t.test('frames both ways through the gateway: text, binary, 1 MB; headers; metri
   t.equal(valueOf(text, 'portcullis_http_requests_total', { route: '/ws', method: 'GET', status_class: '1xx' }), 1, 'the 101 is a request')
   const lines = gw.logs.records().filter((r) => r.msg === 'request' && r.status === 101)
   t.equal(lines.length, 1, 'one request line for the upgrade')
-  t.match(lines[0], { method: 'GET', path: '/ws/chat', route: '/ws', consumer: token.id, rateLimit: 'allowed', websocket: { closed: 'upstream_closed' } })
+  t.match(lines[0], { method: 'GET', path: '/ws/chat', route: '/ws', remoteAddress: '127.0.0.1', consumer: token.id, rateLimit: 'allowed', websocket: { closed: 'upstream_closed' } })
   t.ok(((lines[0]?.websocket as { bytesIn: number }).bytesIn) > 1024 * 1024, 'bytes counted')
   t.notOk(gw.logs.lines.some((l) => l.includes(token.key)), 'the token never reaches a log')
 })
@@ -137,6 +137,7 @@ t.test('refusals come before anything reaches the upstream, as HTTP with the JSO
   t.ok(valueOf(text, 'portcullis_gateway_errors_total', { route: '/ws', code: 'TOKEN_MISSING' }) >= 1, 'counted as gateway errors')
   const refusals = gw.logs.records().filter((r) => r.msg === 'request' && r.reqId === 'refusal-1')
   t.equal(refusals.length, cases.length, 'one request log line per refused upgrade')
+  t.ok(refusals.every((r) => r.remoteAddress === '127.0.0.1' && typeof r.code === 'string'), 'each names the client address and its code')
 })
 
 t.test('a client that vanishes or an upstream that drops: both sockets freed, reason counted', async (t) => {
