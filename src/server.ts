@@ -6,13 +6,10 @@ import cluster from 'node:cluster'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type Config } from './lib/config.js'
-import { createRedisClient, type RedisClient } from './redis-client.js'
-import { waitForRedisAtStart } from './redis-start.js'
-import { redisTarget } from './lib/redis-target.js'
 import { startupSummary } from './lib/startup-summary.js'
 import { LOG_TIMESTAMP, logStream } from './log-stream.js'
 import { packageVersion } from './version.js'
-import { buildApp } from './app.js'
+import { startGateway } from './gateway-start.js'
 import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { startClusterMetrics } from './cluster-metrics.js'
 
@@ -34,14 +31,6 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void
     return
   }
   await runWorker(config, tls)
-}
-
-/** Waits for Redis, however long it takes, warning with backoff: a worker never listens without it. */
-async function readyRedis (config: Config, log: Logger): Promise<RedisClient> {
-  const client = createRedisClient(config)
-  client.on('error', () => {}) // src/redis-start.ts and then the redis plugin log what matters
-  await waitForRedisAtStart(client, redisTarget(config), log)
-  return client
 }
 
 /** The server's own logger (before the app exists, and the primary's): same format and times as the app's. */
@@ -66,9 +55,9 @@ function listenProblem (err: unknown, config: Config): string | null {
 
 /** One gateway process: Redis ready → app built → listen → drain on a signal. */
 async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise<FastifyInstance> {
-  const log = serverLogger(config)
-  const redis = await readyRedis(config, log)
-  const app = await buildApp(config, tls === undefined ? { redis } : { redis, tls })
+  // Waits for Redis however long it takes, warning with backoff: a worker never listens without it.
+  const wait = { log: serverLogger(config) }
+  const { app } = await startGateway(config, tls === undefined ? { wait } : { wait, tls })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
