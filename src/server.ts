@@ -3,6 +3,7 @@
  * and graceful shutdown on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS.
  */
 import cluster from 'node:cluster'
+import closeWithGrace from 'close-with-grace'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type Config } from './lib/config.js'
@@ -53,33 +54,34 @@ function listenProblem (err: unknown, config: Config): string | null {
   return null
 }
 
+/** Every event close-with-grace listens to by default except SIGTERM and SIGINT: those keep Node's default behaviour. */
+const CWG_SKIP = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2',
+  'uncaughtException', 'unhandledRejection', 'beforeExit'] as const
+
 /** One gateway process: Redis ready → app built → listen → drain on a signal. */
 async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise<FastifyInstance> {
   // Waits for Redis however long it takes, warning with backoff: a worker never listens without it.
   const wait = { log: serverLogger(config) }
   const { app } = await startGateway(config, tls === undefined ? { wait } : { wait, tls })
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
+  // close-with-grace: exit 0 once closed, 1 when closing fails or SHUTDOWN_GRACE_MS runs out
+  // (buffered log lines are still written at exit: src/log-stream.ts). Only SIGTERM and SIGINT:
+  // crashes and other signals keep Node's default behaviour.
+  closeWithGrace({
+    delay: config.shutdownGraceMs,
+    logger: false,
+    skip: [...CWG_SKIP],
+    onTimeout: () => { app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired with requests in flight; exiting') }
+  }, async ({ signal }) => {
     app.log.info({ signal, graceMs: config.shutdownGraceMs }, 'draining: readiness is now 503')
-    const deadline = setTimeout(() => {
-      app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired with requests in flight; exiting')
-      process.exit(1)
-    }, config.shutdownGraceMs)
-    deadline.unref()
     app.lifecycle.beginDraining()
-    app.close().then(() => {
-      clearTimeout(deadline)
-      app.log.info('shut down cleanly')
-      process.exit(0)
-    }, (err: unknown) => {
+    try {
+      await app.close()
+    } catch (err) {
       app.log.error({ err }, 'error while closing')
-      process.exit(1)
-    })
-  }
-  process.once('SIGTERM', () => { stop('SIGTERM') })
-  process.once('SIGINT', () => { stop('SIGINT') })
+      throw err
+    }
+    app.log.info('shut down cleanly')
+  })
   let address: string
   try {
     address = await app.listen({ port: config.port, host: config.host })
