@@ -50,7 +50,7 @@ const SINGLE_NODE = 'main'
  * FLUSH heals by itself. Any Redis failure is a 503, never a pass.
  */
 export default fp(async function gatePlugin (app) {
-  const client: RedisClient = app.redisClient
+  const client = app.redis as RedisClient // @fastify/redis types it as single-node; it may be a Cluster (src/redis-client.ts)
   // No numberOfKeys: a call carries 2 keys per check. The client leaves this command out of its
   // auto-pipelining (src/redis-client.ts), which would take the slot from the key count.
   client.defineCommand(GCRA_COMMAND, { lua: GCRA_SCRIPT })

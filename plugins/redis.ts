@@ -3,13 +3,6 @@ import fastifyRedis from '@fastify/redis'
 import { createRedisClient, type RedisClient } from '../src/redis-client.js'
 import { redisTarget } from '../src/lib/redis-target.js'
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Shared ioredis client (single node or Cluster), fail-fast settings; see src/redis-client.ts. */
-    redisClient: RedisClient
-  }
-}
-
 export interface RedisPluginOptions {
   /** A client made (and made ready) by the caller, e.g. server.ts waits for Redis before building the app. */
   client?: RedisClient
@@ -47,6 +40,6 @@ export default fp<RedisPluginOptions>(async function redisPlugin (app, opts) {
   })
   app.addHook('preClose', async () => { closing = true })
   // @fastify/redis types the client as a single-node Redis; a Cluster answers the same commands we use.
+  // Its decoration `app.redis` is the app's one client (waited for until ready, quit on close).
   await app.register(fastifyRedis, { client: client as never, closeClient: true })
-  app.decorate<RedisClient>('redisClient', client)
 }, { name: 'portcullis-redis', fastify: '5.x', dependencies: ['portcullis-config'] })

@@ -49,7 +49,7 @@ export default fp(async function underPressurePlugin (app) {
     healthCheck: async () => {
       logTransition() // the state as of the previous check and the latest samples
       try {
-        await pingStore(app.redisClient)
+        await pingStore(app.redis)
         redisHealthy = true
       } catch {
         redisHealthy = false

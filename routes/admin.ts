@@ -28,7 +28,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { adminToken, redisKeyPrefix, rateLimitWindowSeconds } = app.config
   const expected = adminToken === null ? null : createHash('sha256').update(adminToken).digest()
-  const store = new TokenStore(app.redisClient, redisKeyPrefix, { defaultWindowSeconds: rateLimitWindowSeconds })
+  const store = new TokenStore(app.redis, redisKeyPrefix, { defaultWindowSeconds: rateLimitWindowSeconds })
 
   // A client may put an API key where an id belongs: the request line logs `/admin/tokens/:id`.
   app.addHook('onRoute', (route) => {

@@ -45,7 +45,7 @@ async function notReadyReason (app: FastifyInstance): Promise<string | null> {
   if (pressure === 'redis') return 'redis: not answering PING'
   if (pressure !== null) return `under_pressure: ${pressure}`
   try {
-    await pingStore(app.redisClient)
+    await pingStore(app.redis)
     return null
   } catch (err) {
     return `redis: ${(err as Error).message}`

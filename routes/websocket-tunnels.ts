@@ -35,7 +35,7 @@ export class TunnelRegistry {
   #shutdownTimer: NodeJS.Timeout | null = null
 
   constructor (private readonly app: FastifyInstance) {
-    const client = app.redisClient
+    const client = app.redis
     client.defineCommand(TUNNEL_CHECK_COMMAND, { numberOfKeys: 1, lua: TUNNEL_CHECK_SCRIPT })
     const run = (client as unknown as Record<string, CheckCommand>)[TUNNEL_CHECK_COMMAND] as CheckCommand
     this.#check = async (record, rev) => await run.call(client, record, rev)

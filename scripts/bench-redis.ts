@@ -3,7 +3,7 @@
  * PATH on a free loopback port (no persistence), killed again by `close`.
  */
 import type { Redis } from 'ioredis'
-import { spawnPrivateRedis } from './private-redis.js'
+import { redisForScript } from './private-redis.js'
 
 export interface BenchRedis {
   url: string
@@ -16,10 +16,8 @@ export interface BenchRedis {
 
 /** REDIS_URL when set, else a private redis-server that answers PING before this resolves. */
 export async function startRedis (env: NodeJS.ProcessEnv): Promise<BenchRedis> {
-  const given = env.REDIS_URL
-  if (given !== undefined && given !== '') return { url: given, private: false, close: async () => {}, killNow: () => {} }
-  const server = await spawnPrivateRedis()
-  return { url: server.url, private: true, close: server.close, killNow: server.killNow }
+  const r = await redisForScript({ url: env.REDIS_URL })
+  return { url: r.url, private: r.pid !== null, close: r.close, killNow: r.killNow }
 }
 
 /** Calls per command from `INFO commandstats` (command name lower-cased, e.g. `evalsha`). */

@@ -65,19 +65,15 @@ async function startBare (upstream: string): Promise<{ port: number, close: () =
  * same buffered asynchronous destination, so they are really serialised and written.
  */
 async function startGateway (env: Record<string, string>, logFile: string): Promise<{ port: number, close: () => Promise<void> }> {
-  const { buildApp } = await import('../src/app.js')
+  const gatewayStart = await import('../src/gateway-start.js')
   const { loadConfig } = await import('../src/lib/config.js')
-  const { createRedisClient, waitUntilReady } = await import('../src/redis-client.js')
   const { bufferedLog } = await import('../src/log-stream.js')
   const config = loadConfig(env, { requireRoutes: true })
-  const redis = createRedisClient(config)
-  redis.on('error', () => {}) // the redis plugin logs state changes once the app exists
-  await waitUntilReady(redis, 10_000)
   // The destination production uses for stdout (src/log-stream.ts), here to a file.
   const log = bufferedLog(logFile)
   const dest = log.stream as unknown as { flushSync: () => void, end: () => void } & NodeJS.EventEmitter
   await once(dest, 'ready') // flushSync at close throws on a file that never opened
-  const app = await buildApp(config, { redis, logStream: log.stream })
+  const { app } = await gatewayStart.startGateway(config, { wait: { timeoutMs: 10_000 }, logStream: log.stream })
   await app.listen({ port: config.port, host: config.host })
   return {
     port: (app.server.address() as AddressInfo).port,

@@ -5,7 +5,7 @@
  * On exit every key under the demo's prefix is removed (a chosen Redis keeps nothing of the demo).
  */
 import { Redis } from 'ioredis'
-import { pingProblem, spawnPrivateRedis } from './private-redis.js'
+import { pingProblem, redisForScript } from './private-redis.js'
 import { maskRedisUrl } from '../src/lib/redis-target.js'
 
 export interface DemoRedis {
@@ -27,12 +27,11 @@ export async function demoRedis (chosen: { url: string, by: string } | null): Pr
     if (problem !== null) {
       throw new Error(`no Redis answers at ${maskRedisUrl(chosen.url)} (${chosen.by}): ${problem}; leave it unset and the demo starts a private redis-server`)
     }
-    return { url: chosen.url, pid: null, chosenBy: chosen.by, close: async () => {}, killNow: () => {} }
   }
-  // Its own process group: the terminal's Ctrl-C reaches only the demo, which stops the
-  // gateway before Redis instead of both dying at once.
-  const server = await spawnPrivateRedis({ detached: true })
-  return { url: server.url, pid: server.proc.pid ?? null, chosenBy: null, close: server.close, killNow: server.killNow }
+  // A private one in its own process group: the terminal's Ctrl-C reaches only the demo, which
+  // stops the gateway before Redis instead of both dying at once.
+  const redis = await redisForScript({ url: chosen?.url, detached: true })
+  return { ...redis, chosenBy: chosen?.by ?? null }
 }
 
 /** Glob characters of SCAN MATCH escaped, so the prefix matches only itself. */

@@ -10,10 +10,8 @@ import { createServer as createNetServer } from 'node:net'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.js'
+import { startGateway } from '../src/gateway-start.js'
 import { loadConfig, ConfigError } from '../src/lib/config.js'
-import { createRedisClient, waitUntilReady } from '../src/redis-client.js'
 import { TokenStore } from '../src/tokens/store.js'
 import { maskRedisUrl } from '../src/lib/redis-target.js'
 import { demoRedis, purgePrefix, type DemoRedis } from './demo-redis.js'
@@ -184,16 +182,13 @@ async function main (): Promise<void> {
       config.port = 0
     }
 
-    const client = createRedisClient(config)
-    client.on('error', () => {}) // the redis plugin logs state changes once the app exists
-    await waitUntilReady(client, 5000)
+    const { app, redis: client } = await startGateway(config, { wait: { timeoutMs: 5000 }, logStream: process.stderr })
     // Runs after the gateway has closed (nothing can create a key any more): every key under the
     // prefix goes, the tokens made through the admin API included.
     started.push(async () => {
       const removed = await purgePrefix(r.url, PREFIX)
       process.stderr.write(`demo: removed ${removed} key${removed === 1 ? '' : 's'} under ${PREFIX}\n`)
     })
-    const app: FastifyInstance = await buildApp(config, { redis: client, logStream: process.stderr })
     started.push(async () => { await app.close() })
     await app.listen({ port: config.port, host: HOST })
     const gateway = `http://${HOST}:${(app.server.address() as { port: number }).port}`

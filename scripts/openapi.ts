@@ -9,11 +9,10 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { buildApp } from '../src/app.js'
+import { startGateway } from '../src/gateway-start.js'
 import { loadConfig } from '../src/lib/config.js'
-import { createRedisClient, waitUntilReady } from '../src/redis-client.js'
 import { openapiText } from '../plugins/swagger.js'
-import { spawnPrivateRedis } from './private-redis.js'
+import { redisForScript } from './private-redis.js'
 
 /** Where the document is checked in, relative to the package root (npm runs scripts there). */
 export const OPENAPI_FILE = 'openapi/openapi.json'
@@ -31,15 +30,7 @@ export const OPENAPI_ADMIN_TOKEN = 'openapi-generation-only-admin-token'
 /** Builds the app for the demo routes against the Redis at `redisUrl` and returns the document text. */
 export async function generateOpenapi (redisUrl: string): Promise<string> {
   const config = loadConfig({ ROUTES: OPENAPI_ROUTES, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', ADMIN_TOKEN: OPENAPI_ADMIN_TOKEN }, { requireRoutes: true })
-  const redis = createRedisClient(config)
-  redis.on('error', () => {})
-  try {
-    await waitUntilReady(redis, 5000)
-  } catch (err) {
-    redis.disconnect()
-    throw err
-  }
-  const app = await buildApp(config, { redis })
+  const { app } = await startGateway(config, { wait: { timeoutMs: 5000 } })
   try {
     await app.ready()
     return openapiText(app)
@@ -50,13 +41,11 @@ export async function generateOpenapi (redisUrl: string): Promise<string> {
 
 /** Runs `fn` with REDIS_URL, or with a private redis-server that is killed afterwards. */
 async function withRedis<T> (fn: (url: string) => Promise<T>): Promise<T> {
-  const given = process.env.REDIS_URL
-  if (given !== undefined && given !== '') return await fn(given)
-  const server = await spawnPrivateRedis()
+  const redis = await redisForScript({ url: process.env.REDIS_URL })
   try {
-    return await fn(server.url)
+    return await fn(redis.url)
   } finally {
-    await server.close()
+    await redis.close()
   }
 }
 

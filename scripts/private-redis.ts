@@ -123,3 +123,21 @@ async function waitForPing (port: number, timeoutMs: number): Promise<void> {
     await sleep(50)
   }
 }
+
+/** The Redis a script (or the test harness) uses: where it is, and how to let it go. */
+export interface ScriptRedis {
+  url: string
+  /** The private redis-server's pid, or null when `url` was given. */
+  pid: number | null
+  /** Stops a private redis-server and removes its folder; nothing for a given URL. */
+  close: () => Promise<void>
+  /** Synchronous last resort on exit: SIGKILL a private redis-server, leave its folder. */
+  killNow: () => void
+}
+
+/** `url` when given (REDIS_URL, `--redis-url`), else a private redis-server that answers PING before this resolves. */
+export async function redisForScript (opts: { url?: string | undefined } & Pick<SpawnOptions, 'detached'> = {}): Promise<ScriptRedis> {
+  if (opts.url !== undefined && opts.url !== '') return { url: opts.url, pid: null, close: async () => {}, killNow: () => {} }
+  const server = await spawnPrivateRedis(opts.detached === true ? { detached: true } : {})
+  return { url: server.url, pid: server.proc.pid ?? null, close: server.close, killNow: server.killNow }
+}

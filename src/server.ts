@@ -3,16 +3,14 @@
  * and graceful shutdown on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS.
  */
 import cluster from 'node:cluster'
+import closeWithGrace from 'close-with-grace'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type Config } from './lib/config.js'
-import { createRedisClient, type RedisClient } from './redis-client.js'
-import { waitForRedisAtStart } from './redis-start.js'
-import { redisTarget } from './lib/redis-target.js'
 import { startupSummary } from './lib/startup-summary.js'
 import { LOG_TIMESTAMP, logStream } from './log-stream.js'
 import { packageVersion } from './version.js'
-import { buildApp } from './app.js'
+import { startGateway } from './gateway-start.js'
 import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { startClusterMetrics } from './cluster-metrics.js'
 
@@ -36,14 +34,6 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<void
   await runWorker(config, tls)
 }
 
-/** Waits for Redis, however long it takes, warning with backoff: a worker never listens without it. */
-async function readyRedis (config: Config, log: Logger): Promise<RedisClient> {
-  const client = createRedisClient(config)
-  client.on('error', () => {}) // src/redis-start.ts and then the redis plugin log what matters
-  await waitForRedisAtStart(client, redisTarget(config), log)
-  return client
-}
-
 /** The server's own logger (before the app exists, and the primary's): same format and times as the app's. */
 function serverLogger (config: Config): Logger {
   // pino's err serializer turns any object into {type: "Object", stack: ""}; ours are already plain.
@@ -64,33 +54,34 @@ function listenProblem (err: unknown, config: Config): string | null {
   return null
 }
 
+/** Every event close-with-grace listens to by default except SIGTERM and SIGINT: those keep Node's default behaviour. */
+const CWG_SKIP = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2',
+  'uncaughtException', 'unhandledRejection', 'beforeExit'] as const
+
 /** One gateway process: Redis ready → app built → listen → drain on a signal. */
 async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise<FastifyInstance> {
-  const log = serverLogger(config)
-  const redis = await readyRedis(config, log)
-  const app = await buildApp(config, tls === undefined ? { redis } : { redis, tls })
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
+  // Waits for Redis however long it takes, warning with backoff: a worker never listens without it.
+  const wait = { log: serverLogger(config) }
+  const { app } = await startGateway(config, tls === undefined ? { wait } : { wait, tls })
+  // close-with-grace: exit 0 once closed, 1 when closing fails or SHUTDOWN_GRACE_MS runs out
+  // (buffered log lines are still written at exit: src/log-stream.ts). Only SIGTERM and SIGINT:
+  // crashes and other signals keep Node's default behaviour.
+  closeWithGrace({
+    delay: config.shutdownGraceMs,
+    logger: false,
+    skip: [...CWG_SKIP],
+    onTimeout: () => { app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired with requests in flight; exiting') }
+  }, async ({ signal }) => {
     app.log.info({ signal, graceMs: config.shutdownGraceMs }, 'draining: readiness is now 503')
-    const deadline = setTimeout(() => {
-      app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired with requests in flight; exiting')
-      process.exit(1)
-    }, config.shutdownGraceMs)
-    deadline.unref()
     app.lifecycle.beginDraining()
-    app.close().then(() => {
-      clearTimeout(deadline)
-      app.log.info('shut down cleanly')
-      process.exit(0)
-    }, (err: unknown) => {
+    try {
+      await app.close()
+    } catch (err) {
       app.log.error({ err }, 'error while closing')
-      process.exit(1)
-    })
-  }
-  process.once('SIGTERM', () => { stop('SIGTERM') })
-  process.once('SIGINT', () => { stop('SIGINT') })
+      throw err
+    }
+    app.log.info('shut down cleanly')
+  })
   let address: string
   try {
     address = await app.listen({ port: config.port, host: config.host })

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { freePort, spawnPrivateRedis, type PrivateRedis } from '../../scripts/private-redis.js'
+import { freePort, redisForScript, spawnPrivateRedis, type PrivateRedis, type ScriptRedis } from '../../scripts/private-redis.js'
 
 export { freePort }
 
@@ -51,17 +51,14 @@ export class RedisServer {
   }
 }
 
-let shared: RedisServer | null = null
+let shared: ScriptRedis | null = null
 
 /**
  * The Redis a test file uses: REDIS_URL when given (CI may point at one), else a private
  * redis-server for this test file. Tests that kill Redis must use `new RedisServer()` instead.
  */
 export async function sharedRedis (): Promise<{ url: string, close: () => Promise<void> }> {
-  if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
-    return { url: process.env.REDIS_URL, close: async () => {} }
-  }
-  shared ??= await new RedisServer().start()
+  shared ??= await redisForScript({ url: process.env.REDIS_URL })
   const s = shared
   return { url: s.url, close: async () => { await s.close(); shared = null } }
 }

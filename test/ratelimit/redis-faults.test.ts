@@ -148,7 +148,7 @@ t.test('Redis killed: fast 503s, never 401/500, nothing forwarded; back to 200 a
   const floodMs = performance.now() - started
   t.equal(flood.filter((a) => a.status === 503 && a.code === 'STORE_UNAVAILABLE').length, 200, 'all 200 concurrent requests answered 503')
   t.ok(floodMs < 5000, `the flood was answered in ${Math.round(floodMs)} ms`)
-  const client = gw.app.redisClient as unknown as { offlineQueue: { length: number }, commandQueue: { length: number } }
+  const client = gw.app.redis as unknown as { offlineQueue: { length: number }, commandQueue: { length: number } }
   t.equal(client.offlineQueue.length, 0, 'no command waits in the offline queue')
   t.equal(client.commandQueue.length, 0, 'no command waits for a reply')
   t.equal(upstream.seen.length, forwarded, 'nothing was forwarded while Redis was down')
