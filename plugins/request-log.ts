@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 import { ownPathOf } from '../src/lib/gateway-paths.js'
-import { RouteTable } from '../src/lib/route-table.js'
 import { TARGET_PLUGIN, routeOfUrl } from './target.js'
 
 declare module 'fastify' {
@@ -36,7 +35,7 @@ export function clientAddressOf (trustProxy: boolean | number | string[]): (req:
  * to silence reply-from's per-request warnings) cannot drop it.
  */
 export default fp(async function requestLogPlugin (app) {
-  const table = new RouteTable(app.config.routes)
+  const table = app.routeTable // plugins/target.ts owns the one table
   // Shed under pressure before the proxy resolved its target: route it here, on this rare path
   // only, as plugins/metrics.ts does, so the line and the metrics agree.
   const unresolvedRoute = (routeUrl: string | undefined, rawUrl: string | undefined): string | null =>
