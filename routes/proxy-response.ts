@@ -7,7 +7,9 @@
  *
  *   head ─┬─ no body (HEAD, 1xx, 204, 304): the head alone; whatever undici says of the body
  *         │  (a 304 stating Content-Length: 5 is a "length mismatch" to it) is not the client's concern
- *         ├─ the body fails before its first byte: nothing was sent, the head is taken back → 502/504
+ *         ├─ a body of known length up to RELAY_BUFFER_BYTES: gathered, then sent whole
+ *         │    └─ it fails before its end: nothing was sent, the head is taken back → 502/504
+ *         ├─ any other body fails before its first byte: nothing was sent, the head is taken back → 502/504
  *         ├─ first byte (or the end): handed to Fastify's send as a stream that never errors
  *         │    └─ the body fails later: the client's response is aborted, never ended cleanly
  *         └─ the end: the upstream's trailers are added, the response ends, the breaker hears success
@@ -19,13 +21,24 @@ import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { PassThrough, type Readable } from 'node:stream'
 import type { GatewayError } from '../src/lib/errors.js'
-import { forwardableTrailers, responseHasBody, trailerAnnouncement } from '../src/lib/forward-headers.js'
+import { forwardableTrailers, responseHasBody, trailerAnnouncement, trailerFields } from '../src/lib/forward-headers.js'
+
+/**
+ * Bodies that state a Content-Length up to this many bytes are gathered and sent in one piece
+ * (as nginx's proxy buffering does): no stream between upstream and client, and a failure before
+ * the last byte is still a clean 502. Larger or unsized bodies stream.
+ */
+export const RELAY_BUFFER_BYTES = 64 * 1024
 
 /** The upstream response as reply-from hands it to `onResponse`. */
 export interface UpstreamResponse { statusCode: number, headers: IncomingHttpHeaders, stream: Readable }
 
-/** What the relay reports to the route, which owns the breaker permit and the failure accounting. */
+/** What the relay reports to the exchange, which owns the breaker permit and the failure accounting. */
 export interface RelayOutcome {
+  /** Names the upstream's head put on the reply, taken back when the gateway answers with an error instead. */
+  readonly upstreamHeaders: readonly string[]
+  /** The upstream's trailer fields once the body ended (undici's raw form), or null. */
+  readonly rawTrailers: Buffer[] | null
   /** The body ended cleanly. */
   complete: () => void
   /** The upstream failed after its head: record it; returns the answer for a client that got nothing yet. */
@@ -34,12 +47,8 @@ export interface RelayOutcome {
   clientGone: () => void
 }
 
-const trailersOfBody = new WeakMap<Readable, Record<string, string | string[] | undefined>>()
-
-/** Notes the trailer object undici fills in when a body ends, for the relay to forward. */
-export function rememberTrailers (body: Readable, trailers: Record<string, string | string[] | undefined>): void {
-  trailersOfBody.set(body, trailers)
-}
+/** Called by the exchange when the client's response closed: stops the relay if the body had not ended. */
+export type RelayClose = () => void
 
 const noop = (): void => {}
 
@@ -53,12 +62,25 @@ function trailerObject (pairs: Array<[string, string]>): Record<string, string |
   return out
 }
 
+/** Takes the upstream's head back off the reply, for an error answer instead. */
+function takeBackHead (reply: FastifyReply, outcome: RelayOutcome): void {
+  for (const name of outcome.upstreamHeaders) reply.removeHeader(name)
+  reply.removeHeader('trailer')
+}
+
+/** The stated body length when it is small enough to gather, else -1. */
+function bufferedLength (headers: IncomingHttpHeaders): number {
+  const stated = headers['content-length']
+  if (stated === undefined) return -1
+  const n = Number(stated)
+  return Number.isSafeInteger(n) && n >= 0 && n <= RELAY_BUFFER_BYTES ? n : -1
+}
+
 /**
- * Relays the upstream's response to the client. `upstreamHeaders` are the names the upstream's head
- * put on the reply, taken back when the gateway answers with an error instead.
+ * Relays the upstream's response to the client. Returns what the exchange calls when the client's
+ * response closes (a client that left stops the relay and frees the upstream side).
  */
-export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstreamHeaders: readonly string[],
-  gatewayOwned: ReadonlySet<string>, outcome: RelayOutcome): void {
+export function relayResponse (reply: FastifyReply, res: UpstreamResponse, gatewayOwned: ReadonlySet<string>, outcome: RelayOutcome): RelayClose {
   const body = res.stream
   const request = reply.request.raw
   if (!responseHasBody(res.statusCode, request.method ?? 'GET')) {
@@ -68,9 +90,47 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
     if (res.statusCode === 204) reply.removeHeader('content-length')
     outcome.complete()
     reply.send()
-    return
+    return noop
   }
+  const length = bufferedLength(res.headers)
+  return length >= 0 ? relayBuffered(reply, body, length, outcome) : relayStream(reply, res, gatewayOwned, outcome)
+}
 
+/** A small sized body: gathered, then sent as one Buffer; any failure before its end is a clean 502/504. */
+function relayBuffered (reply: FastifyReply, body: Readable, length: number, outcome: RelayOutcome): RelayClose {
+  let first: Buffer | null = null
+  let chunks: Buffer[] | null = null
+  let done = false
+  body.on('data', (chunk: Buffer) => {
+    if (first === null) first = chunk
+    else if (chunks === null) chunks = [first, chunk]
+    else chunks.push(chunk)
+  })
+  body.on('end', () => {
+    if (done) return
+    done = true
+    outcome.complete()
+    reply.send(chunks !== null ? Buffer.concat(chunks, length) : first ?? Buffer.alloc(0))
+  })
+  body.on('error', (err: Error) => {
+    if (done) return
+    done = true
+    const answer = outcome.failed(err)
+    takeBackHead(reply, outcome)
+    reply.send(answer)
+  })
+  return () => {
+    if (done) return
+    done = true
+    outcome.clientGone()
+    body.destroy()
+  }
+}
+
+/** Any other body: streamed to the client from its first byte, trailers forwarded at its end. */
+function relayStream (reply: FastifyReply, res: UpstreamResponse, gatewayOwned: ReadonlySet<string>, outcome: RelayOutcome): RelayClose {
+  const body = res.stream
+  const request = reply.request.raw
   const announced = trailerAnnouncement(res.headers, { statusCode: res.statusCode, method: request.method ?? 'GET', httpVersion: request.httpVersion }, gatewayOwned)
   if (announced !== undefined) reply.header('trailer', announced)
   const client = reply.raw
@@ -97,7 +157,7 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
   body.on('end', () => {
     if (phase === 'done') return
     handOver()
-    const trailers = forwardableTrailers(trailersOfBody.get(body) ?? {}, gatewayOwned)
+    const trailers = outcome.rawTrailers === null ? [] : forwardableTrailers(trailerFields(outcome.rawTrailers), gatewayOwned)
     if (trailers.length > 0) {
       // Node writes them after the last chunk, and only on a chunked response.
       // HTTP/2 sends them as a trailing HEADERS frame (RFC 9113 section 8.1); its addTrailers takes an object.
@@ -113,8 +173,7 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
     if (phase === 'sent') { phase = 'done'; abort(reply, out, err); return }
     phase = 'done'
     out.destroy()
-    for (const name of upstreamHeaders) reply.removeHeader(name)
-    reply.removeHeader('trailer')
+    takeBackHead(reply, outcome)
     reply.send(answer)
   })
   // The client left: before the hand-over nobody else notices, after it Fastify destroys `out`.
@@ -124,8 +183,8 @@ export function relayResponse (reply: FastifyReply, res: UpstreamResponse, upstr
     outcome.clientGone()
     body.destroy()
   }
-  client.once('close', gone)
   out.once('close', () => { if (!out.writableFinished) gone() })
+  return gone
 }
 
 /**

@@ -5,19 +5,17 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
-import type { Dispatcher } from 'undici'
 import { METHODS, type IncomingMessage } from 'node:http'
 import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
-import { circuitOpen, concurrencyLimited, upstreamError, upstreamTimeout } from '../src/lib/errors.js'
+import { circuitOpen, concurrencyLimited } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia, requestAuthority } from '../src/lib/forward-headers.js'
-import { relayResponse, rememberTrailers, type UpstreamResponse } from './proxy-response.js'
-import type { GatewayError } from '../src/lib/errors.js'
+import { relayResponse, type UpstreamResponse } from './proxy-response.js'
 import { sendContinue } from '../plugins/server-events.js'
 import { attachWebSocketUpgrades } from './websocket.js'
 import { InFlightLimiter } from '../src/lib/in-flight.js'
 import { UpstreamAgent } from '../src/upstream-agent.js'
-import { UpstreamExchange } from './upstream-exchange.js'
+import { UpstreamExchange, type ExchangeRoute } from './upstream-exchange.js'
 
 /** Classifies an error reported by reply-from/undici. */
 export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
@@ -68,11 +66,6 @@ export function admit (breaker: CircuitBreaker): CircuitPermit {
   return permit
 }
 
-/** The client left before the upstream answered: what undici reports then is no news about the upstream. */
-function clientGone (request: FastifyRequest, reply: FastifyReply): boolean {
-  return request.raw.aborted || reply.raw.destroyed
-}
-
 /** Puts back the client's Content-Type, hidden from Fastify's parser selection, as Node parsed it (its first value). */
 function restoreContentType (req: IncomingMessage): void {
   const raw = req.rawHeaders
@@ -85,7 +78,23 @@ function restoreContentType (req: IncomingMessage): void {
   }
 }
 
-/** Registers the catch-all proxy route; its one onRequest hook resolves the target, then checks token, limit and in-flight count. */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The proxied request's exchange with its upstream (routes/upstream-exchange.ts); null before the handler. Read in this scope only. */
+    exchange: UpstreamExchange | null
+  }
+}
+
+/** What the handler needs of a route, made once at start: no object is built per request for reply.from. */
+interface ProxyRoute extends ExchangeRoute {
+  readonly upstream: string
+  readonly breaker: CircuitBreaker
+  readonly fromOptions: Parameters<FastifyReply['from']>[1]
+}
+
+const exchangeOf = (request: FastifyRequest): UpstreamExchange => request.exchange as UpstreamExchange
+
+/** Registers the catch-all proxy route; its one onRequest hook resolves the target, then checks token and limit. */
 export default async function proxyRoutes (app: FastifyInstance): Promise<void> {
   const table = app.routeTable
   const breakers = circuitBreakers(app)
@@ -93,19 +102,9 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
   // UPSTREAM_MAX_CONNECTIONS per origin; a token holds at most MAX_IN_FLIGHT_PER_TOKEN of them.
   const agent = new UpstreamAgent(app.config.upstreamMaxConnections)
   app.addHook('onClose', async () => { await agent.close() })
-  // reply-from hands on only the body of undici's answer; its trailers object (filled in when the
-  // body ends) is kept beside the body for routes/proxy-response.ts to forward.
-  const upstreamClient = {
-    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data?: Dispatcher.ResponseData) => void): void {
-      agent.request(opts, (err, data) => {
-        if (err === null && data !== undefined) rememberTrailers(data.body, data.trailers)
-        callback(err, data)
-      })
-    }
-  }
-  const origins = new Map(app.config.routes.map((r) => [r.prefix, new URL(r.upstream).origin]))
   const inFlight = new InFlightLimiter(app.config.maxInFlightPerToken)
   app.metrics.countInFlight(() => inFlight.total)
+  app.decorateRequest('exchange', null)
 
   // Bodies are handed to reply-from as the raw stream: nothing is parsed or buffered here.
   app.removeAllContentTypeParsers()
@@ -117,11 +116,11 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     if (request.raw.headers['content-type'] !== undefined) request.raw.headers['content-type'] = 'application/octet-stream'
     done(null, payload)
   })
-  await app.register(replyFrom, { undici: upstreamClient as never, disableRequestLogging: true })
+  await app.register(replyFrom, { undici: agent as never, disableRequestLogging: true })
 
   // One onRequest hook, callback style, for the whole admission in the documented order:
-  // target (400/404) → token (401/403) → limit (429) → in flight (429). One hook instead of four
-  // saves a hook dispatch and three promises per request (docs/performance.md).
+  // target (400/404) → token (401/403) → limit (429). One hook instead of four saves a hook
+  // dispatch and three promises per request (docs/performance.md).
   app.addHook('onRequest', function admitRequest (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     try {
       request.target = resolveTarget(table, request.raw.url ?? '')
@@ -133,7 +132,6 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
       try {
         const state = request.rateLimit
         if (state !== null) reply.headers(app.rateLimitVerdict(state))
-        limitInFlight(request, reply)
       } catch (err) {
         done(err as Error)
         return
@@ -141,20 +139,58 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
       done() // outside the try: what runs next (the handler) must not be answered twice
     }, done)
   })
-  // After the gate call, so a refusal here has spent one unit of quota, like a 403 (docs/rate-limiting.md);
-  // before any body byte is read. Released exactly once when the response is over, however it ends.
-  function limitInFlight (request: FastifyRequest, reply: FastifyReply): void {
-    const consumer = request.consumer
-    if (consumer === null) return
-    const release = inFlight.acquire(consumer.id)
-    if (release === null) throw concurrencyLimited(inFlight.limit)
-    reply.raw.once('close', release)
-    // A pipelined request whose response was not started yet gets no 'close' of its own when the
-    // socket dies; its request does, and its socket is gone then.
-    request.raw.once('close', () => { if (request.raw.socket?.destroyed !== false) release() })
-  }
 
   const trusts = peerTrust(app.config.trustProxy)
+  // The four callbacks reply-from calls, the same for every request: each finds its exchange on the request.
+  const rewriteRequestHeaders = (req: FastifyRequest, headers: Record<string, string | string[] | undefined>): Record<string, string | string[] | undefined> => {
+    const out = upstreamRequestHeaders(headers, req.headers, {
+      remoteAddress: req.raw.socket.remoteAddress ?? '',
+      protocol: req.protocol,
+      host: requestAuthority(req.headers),
+      trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
+      requestId: req.id,
+      consumerId: req.consumer?.id ?? null
+    })
+    out.via = appendVia(req.headers.via, req.raw.httpVersion) // the version the client spoke
+    return out
+  }
+  const rewriteHeaders = (headers: Record<string, string | string[] | undefined>, req: FastifyRequest): Record<string, string | string[] | undefined> => {
+    const exchange = exchangeOf(req)
+    exchange.answered()
+    app.metrics.observeUpstream((req.target as ProxyTarget).route.prefix, (performance.now() - exchange.started) / 1000)
+    const out = downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
+    // undici does not say which version the upstream answered in; it asks in HTTP/1.1.
+    out.via = appendVia(headers.via, '1.1')
+    exchange.upstreamHeaders = Object.keys(out)
+    return out
+  }
+  const onResponse = (request: FastifyRequest, reply: FastifyReply, res: unknown): void => {
+    const upstream = res as UpstreamResponse
+    // reply-from goes on to here after a status it refused (onError already answered).
+    if (request.upstreamFailure !== null) { upstream.stream.destroy(); return }
+    const exchange = exchangeOf(request)
+    exchange.relaying(relayResponse(reply, upstream, GATEWAY_RESPONSE_HEADERS, exchange))
+  }
+  const onError = (reply: FastifyReply, { error }: { error: Error }): void => {
+    const exchange = exchangeOf(reply.request)
+    if (exchange.settled) return // a guard answered, or the client left: this error is that abort
+    reply.send(exchange.failed(error))
+  }
+  const failureText = (kind: keyof typeof FAILURE_TEXT): string => FAILURE_TEXT[kind]
+  const routes = new Map<string, ProxyRoute>(app.config.routes.map((route) => {
+    const origin = new URL(route.upstream).origin
+    return [route.prefix, {
+      upstream: route.upstream,
+      breaker: breakers.get(route.prefix) as CircuitBreaker,
+      timeoutMs: route.timeoutMs,
+      bodyIdleMs: app.config.clientBodyTimeoutMs,
+      poolSaturated: () => agent.saturated(origin),
+      classify: classifyUpstreamError,
+      failureText,
+      fromOptions: { timeout: route.timeoutMs, retryDelay: noRetry, rewriteRequestHeaders, rewriteHeaders, onResponse, onError } as Parameters<FastifyReply['from']>[1]
+    }]
+  }))
+
   // Upgrades never reach the route below: Node hands them to the server's 'upgrade' listener.
   attachWebSocketUpgrades(app, { table, breakers, trusts })
   // Fastify routes only its default methods: add the others Node parses (WebDAV's PROPFIND, MKCOL…),
@@ -173,69 +209,28 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     config: { deferContinue: true }, // `100 Continue` only once the breaker admitted the request too
     handler (request: FastifyRequest, reply: FastifyReply): void {
       const target = request.target as ProxyTarget
-      const { route } = target
-      const permit = admit(breakers.get(route.prefix) as CircuitBreaker)
+      const route = routes.get(target.route.prefix) as ProxyRoute
+      // In flight (429), then the circuit (503), before any body byte is read. The in-flight refusal
+      // comes after the gate call, so it has spent one unit of quota, like a 403 (docs/rate-limiting.md).
+      const consumerId = request.consumer?.id ?? null
+      if (consumerId !== null && !inFlight.tryAcquire(consumerId)) throw concurrencyLimited(inFlight.limit)
+      let permit: CircuitPermit
+      try {
+        permit = admit(route.breaker)
+      } catch (err) {
+        if (consumerId !== null) inFlight.release(consumerId)
+        throw err
+      }
       restoreContentType(request.raw)
       sendContinue(reply)
-      const started = performance.now() // upstream time: from here to the response head (metrics)
-      let upstreamHeaders: string[] = []
-      // Any upstream failure, before or after the head: counted by kind and by the breaker (unless
-      // the client had left, which says nothing about the upstream); the answer if none was sent.
-      const failed = (error: Error): GatewayError => {
-        const kind = classifyUpstreamError(error)
-        request.upstreamFailure = kind
-        if (clientGone(request, reply)) permit.release()
-        else permit.failure()
-        return kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind])
-      }
-      const exchange = new UpstreamExchange(request, reply, {
-        timeoutMs: route.timeoutMs,
-        bodyIdleMs: app.config.clientBodyTimeoutMs,
-        permit,
-        poolSaturated: () => agent.saturated(origins.get(route.prefix) ?? '')
-      })
+      // From here the exchange gives the in-flight place back when the response is over, however it ends.
+      const exchange = new UpstreamExchange(request, reply, route, permit, consumerId === null ? null : inFlight, consumerId ?? '')
+      request.exchange = exchange
       // reply-from dispatches inside reply.from(), synchronously; every dispatch is preceded by this call.
-      agent.next(exchange.hooks)
+      agent.next(exchange)
       // Not returned: Fastify would await the reply (a thenable) and take the 'error' that
       // proxy-response.ts reports on an aborted response for an error of this handler.
-      reply.from(route.upstream + target.path, {
-        timeout: route.timeoutMs,
-        retryDelay: noRetry,
-        rewriteRequestHeaders: (req, headers) => {
-          const out = upstreamRequestHeaders(headers, req.headers, {
-            remoteAddress: req.raw.socket.remoteAddress ?? '',
-            protocol: req.protocol,
-            host: requestAuthority(req.headers),
-            trustProxy: trusts(req.raw.socket.remoteAddress ?? ''),
-            requestId: req.id,
-            consumerId: req.consumer?.id ?? null
-          })
-          out.via = appendVia(req.headers.via, req.raw.httpVersion) // the version the client spoke
-          return out
-        },
-        rewriteHeaders: (headers) => {
-          permit.answered() // decides a half-open probe; the outcome is the body's (proxy-response.ts)
-          app.metrics.observeUpstream(route.prefix, (performance.now() - started) / 1000)
-          const out = downstreamResponseHeaders(headers, GATEWAY_RESPONSE_HEADERS)
-          // undici does not say which version the upstream answered in; it asks in HTTP/1.1.
-          out.via = appendVia(headers.via, '1.1')
-          upstreamHeaders = Object.keys(out)
-          return out
-        },
-        onResponse: (_req, _rep, res) => {
-          // reply-from goes on to here after a status it refused (onError already answered).
-          if (request.upstreamFailure !== null) { (res as unknown as UpstreamResponse).stream.destroy(); return }
-          relayResponse(reply, res as unknown as UpstreamResponse, upstreamHeaders, GATEWAY_RESPONSE_HEADERS, {
-            complete: () => { permit.success() },
-            failed,
-            clientGone: () => { permit.release() }
-          })
-        },
-        onError: (rep, { error }) => {
-          if (exchange.settled) return // a guard answered, or the client left: this error is that abort
-          rep.send(failed(error))
-        }
-      })
+      reply.from(route.upstream + target.path, route.fromOptions)
     }
   })
 }

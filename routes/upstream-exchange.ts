@@ -1,7 +1,12 @@
 /**
- * One proxied request's guards on its upstream exchange (docs/forwarding.md). This is the only
- * clock of the time to the response head (undici's own headers timeout would start only once a
- * connection is assigned, and would blame the upstream for a client that uploads slowly):
+ * One proxied request's exchange with its upstream, in one object (docs/forwarding.md,
+ * docs/performance.md): undici's handler for the request (src/upstream-agent.ts), its guards, its
+ * place among the token's requests in flight, its breaker permit, and the relay's outcome
+ * (routes/proxy-response.ts).
+ *
+ * This is the only clock of the time to the response head (undici's own headers timeout would
+ * start only once a connection is assigned, and would blame the upstream for a client that
+ * uploads slowly):
  *  - the route timeout counts from the handler's start, the wait for a free pooled connection
  *    included; without a body it is one deadline to the response head;
  *  - with a body, once connected, it stops while the gateway waits on the client (the client body
@@ -14,54 +19,78 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import { guardBody, type BodyWait } from '../src/lib/body-idle.js'
-import { bodyIdleTimeout, upstreamTimeout } from '../src/lib/errors.js'
+import { bodyIdleTimeout, upstreamError, upstreamTimeout, type GatewayError } from '../src/lib/errors.js'
 import type { CircuitPermit } from '../src/lib/circuit.js'
-import type { ExchangeHooks } from '../src/upstream-agent.js'
+import type { InFlightLimiter } from '../src/lib/in-flight.js'
+import type { UpstreamFailureKind } from '../plugins/target.js'
+import { UpstreamObserver } from '../src/upstream-agent.js'
+import type { RelayClose, RelayOutcome } from './proxy-response.js'
 
 /** Why a guard cut the exchange: no connection in time, no response head in time, an idle client. */
 type Trip = 'pool' | 'timeout' | 'body-idle'
 
-export interface ExchangeOptions {
+/** What an exchange needs of its route, made once per route at start (routes/proxy.ts). */
+export interface ExchangeRoute {
   /** The route's timeout (UPSTREAM_TIMEOUT_MS or the route's own). */
-  timeoutMs: number
+  readonly timeoutMs: number
   /** CLIENT_BODY_TIMEOUT_MS. */
-  bodyIdleMs: number
-  /** The route breaker's permit for this request; settled here when a guard trips or the client leaves. */
-  permit: CircuitPermit
+  readonly bodyIdleMs: number
   /** True when requests to this upstream wait for a free pooled connection (read only when the deadline trips unconnected). */
-  poolSaturated: () => boolean
+  readonly poolSaturated: () => boolean
+  /** Classifies an upstream error and gives the 502/504 text for it. */
+  readonly classify: (err: Error) => Exclude<UpstreamFailureKind, 'pool'>
+  readonly failureText: (kind: Exclude<UpstreamFailureKind, 'timeout' | 'pool'>) => string
 }
 
 const tripped = (what: string): Error => Object.assign(new Error(what), { code: 'PORTCULLIS_EXCHANGE_ABORTED' })
 
-/** Made by the proxy handler before `reply.from`; hand `hooks` to the UpstreamAgent for that call. */
-export class UpstreamExchange {
-  readonly hooks: ExchangeHooks
-  readonly #controller = new AbortController()
+function onDeadline (exchange: UpstreamExchange): void {
+  exchange.deadlineReached()
+}
+
+/** Made by the proxy handler before `reply.from`; hand it to the UpstreamAgent for that call. */
+export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
   readonly #request: FastifyRequest
   readonly #reply: FastifyReply
-  readonly #opts: ExchangeOptions
+  readonly #route: ExchangeRoute
+  readonly #permit: CircuitPermit
+  readonly #inFlight: InFlightLimiter | null
+  readonly #consumerId: string
+  #inFlightHeld: boolean
   #body: BodyWait | 'none' = 'none'
   #deadline: NodeJS.Timeout | null = null
   #connected = false
   #responding = false
   #settled = false
+  #relayClose: RelayClose | null = null
+  /** When the handler started: the upstream time runs from here to the response head (metrics). */
+  readonly started = performance.now()
+  /** Names the upstream's head put on the reply (set when the head is rewritten). */
+  upstreamHeaders: readonly string[] = []
 
-  constructor (request: FastifyRequest, reply: FastifyReply, opts: ExchangeOptions) {
+  /**
+   * `inFlight` is the limiter the request already holds a place in under `consumerId` (null: none);
+   * the place is given back exactly once, when the response is over however it ends.
+   */
+  constructor (request: FastifyRequest, reply: FastifyReply, route: ExchangeRoute, permit: CircuitPermit, inFlight: InFlightLimiter | null, consumerId: string) {
+    super()
     this.#request = request
     this.#reply = reply
-    this.#opts = opts
-    this.hooks = {
-      signal: this.#controller.signal,
-      onConnect: () => { this.#onConnect() },
-      onResponseHead: () => { this.#responding = true; this.#stopDeadline() }
-    }
+    this.#route = route
+    this.#permit = permit
+    this.#inFlight = inFlight
+    this.#consumerId = consumerId
+    this.#inFlightHeld = inFlight !== null
     this.#startDeadline()
     const body = request.body
     if (body instanceof Readable) {
-      request.body = guardBody(body, opts.bodyIdleMs, () => { this.#trip('body-idle') }, (on) => { this.#onBodyWait(on) })
+      request.body = guardBody(body, route.bodyIdleMs, () => { this.#trip('body-idle') }, (on) => { this.#onBodyWait(on) })
     }
-    reply.raw.once('close', () => { this.#onClose() })
+    const res = reply.raw
+    res.on('close', () => { this.#onClose() })
+    // A pipelined request whose response waits behind another one's gets no 'close' of its own
+    // when the socket dies; its request does. (Its response has no socket yet.)
+    if (res.socket === null) request.raw.on('close', () => { if (request.raw.socket?.destroyed !== false) this.#onClose() })
   }
 
   /**
@@ -72,12 +101,57 @@ export class UpstreamExchange {
     return this.#settled
   }
 
-  #onConnect (): void {
+  /** The relay's hook for the client's response closing (routes/proxy-response.ts). */
+  relaying (close: RelayClose): void {
+    this.#relayClose = close
+  }
+
+  /** The upstream's head arrived (reply-from's rewriteHeaders): decides a half-open probe. */
+  answered (): void {
+    this.#permit.answered() // the outcome is the body's (proxy-response.ts)
+  }
+
+  // RelayOutcome
+
+  complete (): void {
+    this.#permit.success()
+  }
+
+  /**
+   * Any upstream failure, before or after the head: counted by kind and by the breaker (unless the
+   * client had left, which says nothing about the upstream); the answer if none was sent.
+   */
+  failed (error: Error): GatewayError {
+    const kind = this.#route.classify(error)
+    this.#request.upstreamFailure = kind
+    if (this.#request.raw.aborted || this.#reply.raw.destroyed) this.#permit.release()
+    else this.#permit.failure()
+    return kind === 'timeout' ? upstreamTimeout(this.#route.timeoutMs) : upstreamError(this.#route.failureText(kind))
+  }
+
+  clientGone (): void {
+    this.#permit.release()
+  }
+
+  // UpstreamObserver
+
+  protected connected (): void {
     this.#connected = true
     // The queue wait is over. A body still streaming is timed from here on by what it waits on;
     // a request without one (or whose body already ended) keeps its one deadline.
     if (this.#body === 'client') this.#stopDeadline()
     else if (this.#body === 'reader') this.#startDeadline()
+  }
+
+  protected responseHead (): void {
+    this.#responding = true
+    this.#stopDeadline()
+  }
+
+  /** The deadline timer fired (module-level callback, no closure per request). */
+  deadlineReached (): void {
+    this.#deadline = null
+    this.#trip(this.#connected || !this.#route.poolSaturated() ? 'timeout' : 'pool')
   }
 
   #onBodyWait (on: BodyWait): void {
@@ -90,8 +164,8 @@ export class UpstreamExchange {
   }
 
   #startDeadline (): void {
-    this.#stopDeadline()
-    this.#deadline = setTimeout(() => { this.#trip(this.#connected || !this.#opts.poolSaturated() ? 'timeout' : 'pool') }, this.#opts.timeoutMs)
+    if (this.#deadline !== null) this.#deadline.refresh()
+    else this.#deadline = setTimeout(onDeadline, this.#route.timeoutMs, this)
   }
 
   #stopDeadline (): void {
@@ -104,31 +178,40 @@ export class UpstreamExchange {
     if (this.#settled) return
     if (this.#responding || this.#reply.raw.headersSent) {
       // The response has started: it can only be cut (never end cleanly); abort the upstream side.
-      this.#controller.abort(tripped(trip))
+      this.abortUpstream(tripped(trip))
       return
     }
     this.#settled = true
-    const { permit, timeoutMs, bodyIdleMs } = this.#opts
+    const { timeoutMs, bodyIdleMs } = this.#route
     if (trip === 'timeout') {
-      permit.failure()
+      this.#permit.failure()
       this.#request.upstreamFailure = 'timeout'
     } else {
       // Neither a full pool nor an idle client says anything about the upstream's health.
-      permit.release()
+      this.#permit.release()
       if (trip === 'pool') this.#request.upstreamFailure = 'pool'
     }
     this.#reply.send(trip === 'body-idle' ? bodyIdleTimeout(bodyIdleMs) : upstreamTimeout(timeoutMs))
-    this.#controller.abort(tripped(trip))
+    this.abortUpstream(tripped(trip))
   }
 
   #onClose (): void {
+    if (this.#inFlightHeld) {
+      this.#inFlightHeld = false
+      ;(this.#inFlight as InFlightLimiter).release(this.#consumerId)
+    }
     this.#stopDeadline()
     if (this.#reply.raw.writableFinished) return
+    const relayClose = this.#relayClose
+    if (relayClose !== null) {
+      this.#relayClose = null
+      relayClose()
+    }
     // The client left (or its response was cut): nothing will read the answer, free the upstream side.
     if (!this.#settled && !this.#responding) {
       this.#settled = true
-      this.#opts.permit.release()
+      this.#permit.release()
     }
-    this.#controller.abort(tripped('client gone'))
+    this.abortUpstream(tripped('client gone'))
   }
 }

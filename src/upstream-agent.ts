@@ -1,58 +1,146 @@
 /**
  * The one undici Agent every route's upstream requests go through: TLS verified, no pipelining,
  * UPSTREAM_MAX_CONNECTIONS per upstream origin (docs/configuration.md). reply-from builds and
- * dispatches each request itself, synchronously inside `reply.from()`; `next(hooks)` just before
- * that call hands the request its abort signal and connection/response events, so the proxy can
- * abort a request that still waits in the queue for a connection and can tell that wait apart
- * from the upstream's own time.
+ * dispatches each request itself, synchronously inside `reply.from()`; `next(observer)` just before
+ * that call hands the request its observer (routes/upstream-exchange.ts), which undici then calls
+ * instead of its own handler and which passes every event on. The observer hears the connection
+ * and the response head, keeps undici's abort function, and can abort a request that still waits
+ * in the queue for a connection (it is aborted the moment one is assigned, before a byte is written:
+ * undici does the same for an aborted signal).
+ *
+ * No AbortController, no interceptor chain: one object per request (docs/performance.md).
  */
 import { Agent, type Dispatcher } from 'undici'
-import type { IncomingHttpHeaders } from 'node:http'
-import type { Duplex } from 'node:stream'
-
-/** What one proxied request hands to its upstream exchange. */
-export interface ExchangeHooks {
-  /** Aborts the upstream request, whether it waits for a connection or is running. */
-  signal: AbortSignal
-  /** A connection was assigned: the request is being written to the upstream. */
-  onConnect: () => void
-  /** The upstream's response head arrived. */
-  onResponseHead: () => void
-}
 
 type RequestCallback = (err: Error | null, data?: Dispatcher.ResponseData) => void
 
-const kHooks = Symbol('portcullis.exchange-hooks')
+/** undici's handler interface as its `request` API implements it (the callbacks a Client calls). */
+interface UndiciHandler {
+  onConnect: (abort: (err?: Error) => void, context?: unknown) => void
+  onHeaders: (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string) => boolean
+  onData: (chunk: Buffer) => boolean
+  onComplete: (rawTrailers: Buffer[] | null) => void
+  onError: (err: Error) => void
+  onUpgrade?: (statusCode: number, rawHeaders: Buffer[], socket: unknown) => void
+  onBodySent?: (chunk: unknown) => void
+  onRequestSent?: () => void
+  onResponseStarted?: () => void
+}
+
+/**
+ * One upstream request's handler as undici sees it: passes every event on to undici's own
+ * (`inner`), and tells the subclass when a connection was assigned and when the response head
+ * arrived. `abortUpstream` aborts the request wherever it is: queued, being written, or streaming
+ * its response.
+ */
+export abstract class UpstreamObserver implements UndiciHandler {
+  #inner: UndiciHandler | null = null
+  #abort: ((err?: Error) => void) | null = null
+  #reason: Error | null = null
+  /** The upstream's trailer fields as undici received them (name, value, …), once the body ended. */
+  rawTrailers: Buffer[] | null = null
+
+  /** A connection was assigned: the request is being written to the upstream. */
+  protected abstract connected (): void
+  /** The upstream's final response head arrived (a 1xx is not the answer yet). */
+  protected abstract responseHead (): void
+
+  /** Called by the agent with undici's handler for this request. */
+  attach (inner: UndiciHandler): this {
+    this.#inner = inner
+    return this
+  }
+
+  /** Aborts the upstream request: at once when it runs, when a connection is assigned when it is queued. */
+  abortUpstream (reason: Error): void {
+    if (this.#abort !== null) this.#abort(reason)
+    else if (this.#reason === null) this.#reason = reason
+  }
+
+  onConnect (abort: (err?: Error) => void, context?: unknown): void {
+    const inner = this.#inner as UndiciHandler
+    this.#abort = abort
+    inner.onConnect(abort, context)
+    if (this.#reason !== null) abort(this.#reason) // given up while queued: never written
+    else this.connected()
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode >= 200) this.responseHead()
+    return (this.#inner as UndiciHandler).onHeaders(statusCode, rawHeaders, resume, statusText)
+  }
+
+  onData (chunk: Buffer): boolean {
+    return (this.#inner as UndiciHandler).onData(chunk)
+  }
+
+  onComplete (rawTrailers: Buffer[] | null): void {
+    if (rawTrailers !== null && rawTrailers.length > 0) this.rawTrailers = rawTrailers
+    ;(this.#inner as UndiciHandler).onComplete(rawTrailers)
+  }
+
+  onError (err: Error): void {
+    (this.#inner as UndiciHandler).onError(err)
+  }
+
+  onUpgrade (statusCode: number, rawHeaders: Buffer[], socket: unknown): void {
+    (this.#inner as UndiciHandler).onUpgrade?.(statusCode, rawHeaders, socket)
+  }
+
+  onBodySent (chunk: unknown): void {
+    (this.#inner as UndiciHandler).onBodySent?.(chunk)
+  }
+
+  onRequestSent (): void {
+    (this.#inner as UndiciHandler).onRequestSent?.()
+  }
+
+  onResponseStarted (): void {
+    (this.#inner as UndiciHandler).onResponseStarted?.()
+  }
+}
+
+/** An Agent whose `dispatch` puts the observer handed over by `next` in front of undici's handler. */
+class ObservedAgent extends Agent {
+  next: UpstreamObserver | null = null
+
+  override dispatch (opts: Agent.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const observer = this.next
+    this.next = null
+    return super.dispatch(opts, observer === null ? handler : observer.attach(handler as unknown as UndiciHandler) as unknown as Dispatcher.DispatchHandler)
+  }
+}
 
 /** reply-from's `undici` option: an object with undici's `request`, plus the per-request hand-over. */
 export class UpstreamAgent {
-  readonly #agent: Agent
-  readonly #dispatcher: Dispatcher
-  #next: ExchangeHooks | null = null
+  readonly #agent: ObservedAgent
+  #next: UpstreamObserver | null = null
 
   constructor (connectionsPerOrigin: number) {
-    this.#agent = new Agent({ connect: { rejectUnauthorized: true }, connections: connectionsPerOrigin, pipelining: 1 })
-    this.#dispatcher = this.#agent.compose((dispatch) => (opts, handler) => {
-      const hooks = (opts as { [kHooks]?: ExchangeHooks })[kHooks]
-      return dispatch(opts, hooks === undefined ? handler : new HookedHandler(handler, hooks))
-    })
+    this.#agent = new ObservedAgent({ connect: { rejectUnauthorized: true }, connections: connectionsPerOrigin, pipelining: 1 })
   }
 
-  /** The hooks of the request that the next `request` call (reply-from, synchronously) dispatches. */
-  next (hooks: ExchangeHooks | null): void {
-    this.#next = hooks
+  /** The observer of the request that the next `request` call (reply-from, synchronously) dispatches. */
+  next (observer: UpstreamObserver | null): void {
+    this.#next = observer
   }
 
   /**
-   * Called by reply-from: undici's `request`, with the handed-over signal and hooks when there are
-   * any; the time to the response head is then the caller's to keep (routes/upstream-exchange.ts),
-   * so undici's own headers timeout is off for it.
+   * Called by reply-from: undici's `request`, observed when an observer was handed over; the time
+   * to the response head is then the observer's to keep (routes/upstream-exchange.ts), so undici's
+   * own headers timeout is off for it. `opts` is the object reply-from built for this call alone.
    */
   request (opts: Dispatcher.RequestOptions, callback: RequestCallback): void {
-    const hooks = this.#next
+    const observer = this.#next
     this.#next = null
-    const withHooks = hooks === null ? opts : { ...opts, signal: hooks.signal, headersTimeout: 0, [kHooks]: hooks }
-    this.#dispatcher.request(withHooks, callback as never)
+    if (observer !== null) opts.headersTimeout = 0
+    // undici's request → dispatch runs synchronously: the agent picks the observer up there.
+    this.#agent.next = observer
+    try {
+      this.#agent.request(opts, callback as never)
+    } finally {
+      this.#agent.next = null
+    }
   }
 
   /** True when every pooled connection to `origin` is busy and requests wait in line for one. */
@@ -66,36 +154,5 @@ export class UpstreamAgent {
   /** Closes every pooled connection once its request is done. */
   async close (): Promise<void> {
     await this.#agent.close()
-  }
-}
-
-/** Passes every event on to undici's own handler, telling the hooks about the connection and the head. */
-class HookedHandler implements Dispatcher.DispatchHandler {
-  constructor (private readonly inner: Dispatcher.DispatchHandler, private readonly hooks: ExchangeHooks) {}
-
-  onRequestStart (controller: Dispatcher.DispatchController, context: unknown): void {
-    this.hooks.onConnect()
-    this.inner.onRequestStart?.(controller, context)
-  }
-
-  onRequestUpgrade (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
-    this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket)
-  }
-
-  onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    if (statusCode >= 200) this.hooks.onResponseHead() // a 1xx is not the answer yet
-    this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage)
-  }
-
-  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.inner.onResponseData?.(controller, chunk)
-  }
-
-  onResponseEnd (controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    this.inner.onResponseEnd?.(controller, trailers)
-  }
-
-  onResponseError (controller: Dispatcher.DispatchController, error: Error): void {
-    this.inner.onResponseError?.(controller, error)
   }
 }

@@ -183,6 +183,22 @@ export function trailerAnnouncement (upstream: Record<string, string | string[] 
   return names.length === 0 ? undefined : names.join(', ')
 }
 
+/**
+ * The trailer fields as undici received them (name, value, name, value … as bytes) in the shape
+ * `forwardableTrailers` takes: names lower-cased, values latin1 (as undici and Node read header
+ * bytes), a repeated name becoming a list in its first field's place.
+ */
+export function trailerFields (raw: readonly Buffer[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase()
+    const value = (raw[i + 1] as Buffer).toString('latin1')
+    const prior = out[name]
+    out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value]
+  }
+  return out
+}
+
 /** The upstream's trailer fields that are forwarded, as name/value pairs (a repeated field stays repeated). */
 export function forwardableTrailers (trailers: Record<string, string | string[] | undefined>, gatewayOwned: ReadonlySet<string> = EMPTY): Array<[string, string]> {
   const out: Array<[string, string]> = []

@@ -19,21 +19,36 @@ export class InFlightLimiter {
     this.limit = limit
   }
 
-  /** Admits one request of `key`: its release, or null when `key` already holds `limit` requests. */
-  acquire (key: string): Release | null {
+  /**
+   * Admits one request of `key`: true, or false when `key` already holds `limit` requests. The
+   * caller gives the place back with `release(key)` exactly once (the hot path: no closure).
+   */
+  tryAcquire (key: string): boolean {
     const held = this.#held.get(key) ?? 0
-    if (this.limit > 0 && held >= this.limit) return null
+    if (this.limit > 0 && held >= this.limit) return false
     this.#held.set(key, held + 1)
     this.#total++
+    return true
+  }
+
+  /** Gives back one place `tryAcquire(key)` took; the caller makes sure it is called once per place. */
+  release (key: string): void {
+    const held = this.#held.get(key)
+    if (held === undefined) return
+    this.#total--
+    // Keys with nothing in flight are dropped: the map is as large as the set of busy tokens.
+    if (held <= 1) this.#held.delete(key)
+    else this.#held.set(key, held - 1)
+  }
+
+  /** Admits one request of `key`: its release (only its first call counts), or null when `key` already holds `limit` requests. */
+  acquire (key: string): Release | null {
+    if (!this.tryAcquire(key)) return null
     let released = false
     return () => {
       if (released) return
       released = true
-      this.#total--
-      const left = (this.#held.get(key) ?? 1) - 1
-      // Keys with nothing in flight are dropped: the map is as large as the set of busy tokens.
-      if (left === 0) this.#held.delete(key)
-      else this.#held.set(key, left)
+      this.release(key)
     }
   }
 

@@ -1,7 +1,7 @@
 // The response-side header rules of src/lib/forward-headers.ts, table-driven: Via, which responses
 // have a body, when the Trailer header is announced, which trailer fields are forwarded.
 import { test } from 'tap'
-import { appendVia, forwardableTrailers, responseHasBody, trailerAnnouncement } from '../../src/lib/forward-headers.js'
+import { appendVia, forwardableTrailers, responseHasBody, trailerAnnouncement, trailerFields } from '../../src/lib/forward-headers.js'
 
 test('appendVia appends the gateway\'s hop after any Via already there, by pseudonym', async (t) => {
   const rows: Array<[string | string[] | undefined, string, string]> = [
@@ -41,4 +41,14 @@ test('forwardableTrailers drops hop-by-hop, framing and gateway-owned fields, ke
   t.same(forwardableTrailers({
     'x-checksum': 'abc', 'x-multi': ['1', '2'], connection: 'close', 'transfer-encoding': 'chunked', 'content-length': '5', 'x-request-id': 'spoof', 'x-none': undefined
   }, new Set(['x-request-id'])), [['x-checksum', 'abc'], ['x-multi', '1'], ['x-multi', '2']])
+})
+
+test('trailerFields: undici\'s raw trailer bytes as the object forwardableTrailers reads', async (t) => {
+  const raw = ['Grpc-Status', '0', 'X-Sum', 'a', 'x-sum', 'b', 'X-Latin', '\u00e9'].map((s) => Buffer.from(s, 'latin1'))
+  const fields = trailerFields(raw)
+  t.same({ ...fields }, { 'grpc-status': '0', 'x-sum': ['a', 'b'], 'x-latin': '\u00e9' }, 'names lower-cased, repeats a list in first place, latin1 values')
+  t.equal(Object.getPrototypeOf(fields), null, 'no prototype: a field named __proto__ is a plain field')
+  t.same(Object.entries(trailerFields([Buffer.from('__proto__'), Buffer.from('x')])), [['__proto__', 'x']], 'a field named __proto__ is a plain field')
+  t.same(forwardableTrailers(fields), [['grpc-status', '0'], ['x-sum', 'a'], ['x-sum', 'b'], ['x-latin', '\u00e9']])
+  t.same({ ...trailerFields([]) }, {})
 })

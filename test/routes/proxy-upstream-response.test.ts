@@ -16,6 +16,7 @@ import { startGateway, type TestGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, header, json, rawRequest } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { RELAY_BUFFER_BYTES } from '../../routes/proxy-response.js'
 
 const redis = await sharedRedis()
 const token = await createTestToken(redis.url)
@@ -185,6 +186,17 @@ t.test('a body that fails before its first byte is a 502 (504), counted, and the
       kind: 'protocol'
     },
     {
+      // Up to RELAY_BUFFER_BYTES a sized body is gathered before anything is sent: cut short, it is a clean 502.
+      name: 'Content-Length: 100 (gathered), closed after 5 bytes',
+      script: (s) => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\nSet-Cookie: s=1\r\nX-Up: 1\r\n\r\nhello')
+        setTimeout(() => { s.end() }, 100)
+      },
+      status: 502,
+      code: 'UPSTREAM_ERROR',
+      kind: 'reset'
+    },
+    {
       name: 'head, then nothing for longer than the route timeout',
       script: (s) => { s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\nSet-Cookie: s=1\r\nX-Up: 1\r\n\r\n') },
       status: 504,
@@ -237,9 +249,9 @@ t.test('a body that fails after bytes were sent aborts the client\'s response, c
       kind: 'protocol'
     },
     {
-      name: 'Content-Length: 100, closed after 5 bytes',
+      name: `Content-Length above ${RELAY_BUFFER_BYTES} (streamed), closed after 5 bytes`,
       script: (s) => {
-        s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello')
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${RELAY_BUFFER_BYTES + 1}\r\n\r\nhello`)
         setTimeout(() => { s.end() }, 100)
       },
       kind: 'reset'
