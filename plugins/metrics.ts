@@ -15,16 +15,23 @@
  *   - routes/websocket*.ts:  `observeUpgrade` for each upgrade's answer (Fastify's hooks never see
  *                            it), `websocketOpened` / `websocketClosed(route, reason)` per tunnel.
  * Unknown values become 'other' instead of a new series.
+ *
+ * The per-request series (requests, duration, time to upstream, decisions, Redis duration) are
+ * src/lib/metric-series.ts objects: recorded into by index, no label hash per request, exported at
+ * scrape time exactly as prom-client's own Counter and Histogram (docs/performance.md). The rare
+ * ones (errors, circuit, WebSocket) stay plain prom-client metrics.
  */
 import fp from 'fastify-plugin'
 import cluster from 'node:cluster'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { attachWorkerMetrics } from '../src/cluster-metrics.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { TARGET_PLUGIN, routeOfUrl, type ProxyTarget } from './target.js'
 import { ownPathOf } from '../src/lib/gateway-paths.js'
 import type { CircuitState } from '../src/lib/circuit.js'
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from '../src/lib/metric-series.js'
+import { RouteSeries, type RequestMetrics } from '../src/lib/route-series.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,13 +53,13 @@ export interface DecisionState {
 export type RateLimitResult = 'allowed' | 'limited' | 'store_unavailable'
 
 const AUTH_RESULTS: readonly AuthResult[] = ['allowed', 'missing', 'invalid', 'expired', 'forbidden', 'store_unavailable']
-const AUTH_CODES: Record<string, AuthResult> = {
-  TOKEN_MISSING: 'missing',
-  TOKEN_INVALID: 'invalid',
-  TOKEN_EXPIRED: 'expired',
-  ROUTE_FORBIDDEN: 'forbidden',
-  STORE_UNAVAILABLE: 'store_unavailable'
-}
+const AUTH_CODES = new Map<string, AuthResult>([
+  ['TOKEN_MISSING', 'missing'],
+  ['TOKEN_INVALID', 'invalid'],
+  ['TOKEN_EXPIRED', 'expired'],
+  ['ROUTE_FORBIDDEN', 'forbidden'],
+  ['STORE_UNAVAILABLE', 'store_unavailable']
+])
 const RATE_LIMIT_RESULTS: readonly RateLimitResult[] = ['allowed', 'limited', 'store_unavailable']
 const UPSTREAM_FAILURES = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol', 'pool']
 /** Why a WebSocket tunnel ended (routes/websocket.ts). */
@@ -61,7 +68,6 @@ export const WEBSOCKET_CLOSE_REASONS = ['client_closed', 'upstream_closed', 'idl
 export type WebSocketCloseReason = typeof WEBSOCKET_CLOSE_REASONS[number]
 /** Gauge values of `portcullis_circuit_state`. */
 const CIRCUIT_STATES: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 /** Gateway codes (src/lib/errors.ts; Fastify's own 4xx are mapped to them) are the only `code` values. */
 const MAX_ERROR_CODES = 40
 
@@ -72,14 +78,9 @@ const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 /** The metrics of one app; label values are checked against fixed sets before they are used. */
 export class GatewayMetrics {
   readonly registry = new Registry()
-  private readonly requests: Counter<'route' | 'method' | 'status_class'>
-  private readonly duration: Histogram<'route' | 'method'>
-  private readonly upstreamDuration: Histogram<'route'>
   private readonly upstreamErrors: Counter<'route' | 'kind'>
   private readonly gatewayErrors: Counter<'route' | 'code'>
-  private readonly auth: Counter<'result'>
-  private readonly rateLimit: Counter<'result'>
-  private readonly redisDuration: Histogram
+  private readonly redisDuration: HistogramSeries
   private readonly redisErrors: Counter
   private readonly circuitState: Gauge<'route'>
   private readonly circuitTransitions: Counter<'route' | 'to'>
@@ -89,26 +90,31 @@ export class GatewayMetrics {
   private readonly routePrefixes: ReadonlySet<string>
   private readonly table: RouteTable
   private readonly errorCodes = new Set<string>()
-  // prom-client hashes a label object on every call (sorting its keys): the children of the
-  // per-request series are looked up once per label set and kept (docs/performance.md).
-  private readonly requestChildren = new Map<string, { inc: () => void }>()
-  private readonly durationChildren = new Map<string, { observe: (v: number) => void }>()
-  private readonly authChildren = new Map<string, { inc: () => void }>()
-  private readonly rateLimitChildren = new Map<string, { inc: () => void }>()
+  private readonly requestMetrics: RequestMetrics
+  /** Per route label (configured prefixes, the gateway's own paths, `unmatched`), made on first use. */
+  private readonly byRoute = new Map<string, RouteSeries>()
+  /** The auth series by result and by the gateway code a refusal maps to; `other` for the rest. */
+  private readonly auth = new Map<string, CounterSeries>()
+  private readonly authOther: CounterSeries
+  private readonly rateLimit = new Map<string, CounterSeries>()
+  private readonly rateLimitOther: CounterSeries
 
   /** `table` is the app's route table (plugins/target.ts); without one, a table of `routes`. */
   constructor (routes: readonly RouteConfig[], table?: RouteTable) {
     this.routePrefixes = new Set(routes.map((r) => r.prefix))
     this.table = table ?? new RouteTable(routes)
     const registers = [this.registry]
-    this.requests = new Counter({ name: 'portcullis_http_requests_total', help: 'Requests answered, by route prefix, method and status class', labelNames: ['route', 'method', 'status_class'], registers })
-    this.duration = new Histogram({ name: 'portcullis_http_request_duration_seconds', help: 'Time from request received to response sent', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers })
-    this.upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from the proxy handler start to the upstream response head', labelNames: ['route'], buckets: HTTP_BUCKETS, registers })
+    const registry = this.registry
+    this.requestMetrics = {
+      requests: new SeriesCounter('portcullis_http_requests_total', 'Requests answered, by route prefix, method and status class', registry),
+      duration: new SeriesHistogram('portcullis_http_request_duration_seconds', 'Time from request received to response sent', HTTP_BUCKETS, registry),
+      upstream: new SeriesHistogram('portcullis_upstream_duration_seconds', 'Time from the proxy handler start to the upstream response head', HTTP_BUCKETS, registry)
+    }
     this.upstreamErrors = new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by kind (timeout, refused, reset, dns, tls, protocol; pool: no pooled connection free in time)', labelNames: ['route', 'kind'], registers })
     this.gatewayErrors = new Counter({ name: 'portcullis_gateway_errors_total', help: 'Error answers the gateway made itself, by gateway code (upstream answers are not counted here)', labelNames: ['route', 'code'], registers })
-    this.auth = new Counter({ name: 'portcullis_auth_decisions_total', help: 'Token checks by result', labelNames: ['result'], registers })
-    this.rateLimit = new Counter({ name: 'portcullis_ratelimit_decisions_total', help: 'Rate-limit decisions by result', labelNames: ['result'], registers })
-    this.redisDuration = new Histogram({ name: 'portcullis_redis_command_duration_seconds', help: 'Duration of the hot-path Redis command (token check + rate limit script)', buckets: REDIS_BUCKETS, registers })
+    const auth = new SeriesCounter('portcullis_auth_decisions_total', 'Token checks by result', registry)
+    const rateLimit = new SeriesCounter('portcullis_ratelimit_decisions_total', 'Rate-limit decisions by result', registry)
+    this.redisDuration = new SeriesHistogram('portcullis_redis_command_duration_seconds', 'Duration of the hot-path Redis command (token check + rate limit script)', REDIS_BUCKETS, registry).series({})
     this.redisErrors = new Counter({ name: 'portcullis_redis_errors_total', help: 'Hot-path Redis commands that failed or timed out', registers })
     // Each worker has its own breakers; summed over workers a state would be meaningless, so the
     // highest wins (non-zero = some worker's breaker is not closed).
@@ -117,14 +123,11 @@ export class GatewayMetrics {
     this.wsConnections = new Gauge({ name: 'portcullis_websocket_connections', help: 'Open WebSocket tunnels per route', labelNames: ['route'], registers })
     this.wsClosed = new Counter({ name: 'portcullis_websocket_closed_total', help: 'WebSocket tunnels closed, by route and reason', labelNames: ['route', 'reason'], registers })
     // Series that exist from the start, so rate() and absent() work before the first event.
-    for (const r of [...AUTH_RESULTS, 'other']) {
-      this.auth.inc({ result: r }, 0)
-      this.authChildren.set(r, this.auth.labels({ result: r }))
-    }
-    for (const r of [...RATE_LIMIT_RESULTS, 'other']) {
-      this.rateLimit.inc({ result: r }, 0)
-      this.rateLimitChildren.set(r, this.rateLimit.labels({ result: r }))
-    }
+    for (const r of AUTH_RESULTS) this.auth.set(r, auth.series({ result: r }))
+    this.authOther = auth.series({ result: 'other' })
+    for (const [code, r] of AUTH_CODES) this.auth.set(code, this.auth.get(r) as CounterSeries)
+    for (const r of RATE_LIMIT_RESULTS) this.rateLimit.set(r, rateLimit.series({ result: r }))
+    this.rateLimitOther = rateLimit.series({ result: 'other' })
     for (const route of this.routePrefixes) {
       for (const kind of UPSTREAM_FAILURES) this.upstreamErrors.inc({ route, kind }, 0)
       this.circuitState.set({ route }, CIRCUIT_STATES.closed)
@@ -142,13 +145,12 @@ export class GatewayMetrics {
 
   /** Records one token check: an AuthResult or the gateway error code the request is refused with. */
   authDecision (result: AuthResult | string): void {
-    const r = (AUTH_RESULTS as readonly string[]).includes(result) ? result : AUTH_CODES[result] ?? 'other'
-    this.authChildren.get(r)?.inc()
+    (this.auth.get(result) ?? this.authOther).value++
   }
 
   /** Records one rate-limit decision. */
   rateLimitDecision (result: RateLimitResult): void {
-    this.rateLimitChildren.get((RATE_LIMIT_RESULTS as readonly string[]).includes(result) ? result : 'other')?.inc()
+    (this.rateLimit.get(result) ?? this.rateLimitOther).value++
   }
 
   /**
@@ -159,7 +161,7 @@ export class GatewayMetrics {
   observeDecisions (state: DecisionState): void {
     if (state.target === null) return
     const code = state.errorCode
-    if (code !== null && AUTH_CODES[code] !== undefined) {
+    if (code !== null && AUTH_CODES.has(code)) {
       this.authDecision(code)
       // The gate's 503 is the rate limiter's too: its one script call makes both decisions.
       if (code === 'STORE_UNAVAILABLE' && state.consumer === null) this.rateLimitDecision('store_unavailable')
@@ -179,7 +181,7 @@ export class GatewayMetrics {
 
   /** Records the time to the upstream's response head for a configured route prefix. */
   observeUpstream (routePrefix: string, seconds: number): void {
-    this.upstreamDuration.observe({ route: this.routeLabel(routePrefix) }, seconds)
+    this.seriesOf(this.routeLabel(routePrefix)).observeUpstream(seconds)
   }
 
   /** Records a route's circuit breaker entering state `to`. */
@@ -213,16 +215,7 @@ export class GatewayMetrics {
 
   /** Records a finished request; `route` must come from `routeOf`. */
   observeRequest (route: string, rawMethod: string, statusCode: number, seconds: number, failure: string | null, errorCode: string | null): void {
-    const method = METHODS.has(rawMethod) ? rawMethod : 'OTHER'
-    const statusClass = `${Math.min(Math.max(Math.floor(statusCode / 100), 1), 5)}xx`
-    const rk = `${route} ${method}`
-    let duration = this.durationChildren.get(rk)
-    if (duration === undefined) this.durationChildren.set(rk, duration = this.duration.labels({ route, method }))
-    const ck = `${rk} ${statusClass}`
-    let requests = this.requestChildren.get(ck)
-    if (requests === undefined) this.requestChildren.set(ck, requests = this.requests.labels({ route, method, status_class: statusClass }))
-    requests.inc()
-    duration.observe(seconds)
+    this.seriesOf(route).observe(rawMethod, statusCode, seconds)
     if (failure !== null) this.upstreamErrors.inc({ route, kind: UPSTREAM_FAILURES.includes(failure) ? failure : 'other' })
     if (errorCode !== null) this.gatewayErrors.inc({ route, code: this.codeLabel(errorCode) })
   }
@@ -246,6 +239,13 @@ export class GatewayMetrics {
     if (this.errorCodes.size >= MAX_ERROR_CODES) return 'OTHER'
     this.errorCodes.add(code)
     return code
+  }
+
+  // Route labels are a bounded set (routeOf, routeLabel), so this map is too.
+  private seriesOf (route: string): RouteSeries {
+    let series = this.byRoute.get(route)
+    if (series === undefined) this.byRoute.set(route, series = new RouteSeries(route, this.requestMetrics))
+    return series
   }
 
   private routeLabel (prefix: string): string {
