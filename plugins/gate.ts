@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { Cluster } from 'ioredis'
 import calculateSlot from 'cluster-key-slot'
+import { FifoMap } from 'toad-cache'
 import { GCRA_COMMAND, GCRA_SCRIPT, type GateResult } from '../src/lib/gcra.js'
 import { tokenKeys } from '../src/tokens/keys.js'
 import { MAX_GATE_BATCH, decodeGateBatch, deadlineMarginMs, encodeGateBatch, type GateCheck } from '../src/lib/gate-batch.js'
@@ -39,6 +40,8 @@ type GateCommand = (numberOfKeys: number, ...keysAndArgs: Array<string | number>
 const gatewayUs = (): number => (performance.timeOrigin + performance.now()) * 1000
 
 const SINGLE_NODE = 'main'
+/** How many tokens' key names the gate keeps (a FIFO). */
+const KEY_CACHE_SIZE = 1024
 
 /**
  * The gate: the one owner of src/lib/gcra.lua. Checks issued in one event-loop tick are coalesced
@@ -94,6 +97,8 @@ export default fp(async function gatePlugin (app) {
   app.addHook('onReady', async () => { if (client.status === 'ready') await probeAll() })
 
   const pending = new Map<number, Pending[]>()
+  // The key names of the tokens seen lately (two strings built and a digest checked otherwise).
+  const keysOf = new FifoMap<{ record: string, limiter: string }>(KEY_CACHE_SIZE, 0)
   let scheduled = false
 
   function fail (batch: readonly Pending[], cause: unknown): void {
@@ -144,7 +149,9 @@ export default fp(async function gatePlugin (app) {
 
   app.decorate<Gate>('gate', {
     async check (digest: string, routesRev = ''): Promise<GateResult> {
-      const { record, limiter } = tokenKeys(prefix, digest)
+      let keys = keysOf.get(digest)
+      if (keys === undefined) keysOf.set(digest, keys = tokenKeys(prefix, digest))
+      const { record, limiter } = keys
       return await new Promise<GateResult>((resolve, reject) => {
         const check: Pending = { record, limiter, routesRev, cost: 1, resolve, reject }
         // The keys of a token share one hash tag, so one slot. A single node is one group.

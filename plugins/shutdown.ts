@@ -35,10 +35,13 @@ export default fp(async function shutdownPlugin (app) {
     beginDraining () { lifecycle.draining = true }
   }
   app.decorate('lifecycle', lifecycle)
-  app.addHook('onSend', async (request, reply) => {
-    if (!lifecycle.draining) return
-    if (isHttp2(request.raw)) goAway(reply)
-    else reply.header('connection', 'close')
+  // Callback style: no promise per request on the hot path (docs/performance.md).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (lifecycle.draining) {
+      if (isHttp2(request.raw)) goAway(reply)
+      else reply.header('connection', 'close')
+    }
+    done(null, payload)
   })
   const closeSessions = app.initialConfig.http2 === true ? trackSessions(app) : null
   app.addHook('preClose', async () => {

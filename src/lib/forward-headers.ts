@@ -42,9 +42,16 @@ export function requestAuthority (headers: IncomingHttpHeaders): string {
   return headers.host ?? ''
 }
 
+const NONE: readonly string[] = Object.freeze([])
+const KEEP_ALIVE: readonly string[] = Object.freeze(['keep-alive'])
+const CLOSE: readonly string[] = Object.freeze(['close'])
+
 /** Header names listed in `Connection` (comma-separated, any case), which are hop-by-hop too. */
-export function connectionListed (value: string | string[] | undefined): string[] {
-  if (value === undefined) return []
+export function connectionListed (value: string | string[] | undefined): readonly string[] {
+  if (value === undefined) return NONE
+  // The usual values, answered without splitting (every keep-alive response carries one).
+  if (value === 'keep-alive' || value === 'Keep-Alive') return KEEP_ALIVE
+  if (value === 'close' || value === 'Close') return CLOSE
   const joined = Array.isArray(value) ? value.join(',') : value
   const names: string[] = []
   for (const part of joined.split(',')) {
@@ -140,12 +147,19 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: 
 export function downstreamResponseHeaders (headers: Record<string, string | string[] | undefined>, gatewayOwned: ReadonlySet<string> = EMPTY): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {}
   const listed = connectionListed(headers.connection)
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || gatewayOwned.has(name) || listed.includes(name)) continue
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || HOP_BY_HOP.has(name) || gatewayOwned.has(name) || (listed.length > 0 && listed.includes(name))) continue
     out[name] = value
   }
   return out
 }
+
+const viaHop = (httpVersion: string): string => {
+  const major = httpVersion.split('.')[0] ?? '1'
+  return `${Number(major) >= 2 ? major : httpVersion} ${VIA_NAME}`
+}
+const VIA_HOP_11 = viaHop('1.1')
 
 /**
  * `Via` with the gateway's hop appended (RFC 9110 section 7.6.3), after any value already there:
@@ -153,8 +167,8 @@ export function downstreamResponseHeaders (headers: Record<string, string | stri
  * (Node's `httpVersion`: `1.0`, `1.1`; HTTP/2 and later are named by their major version alone).
  */
 export function appendVia (existing: string | string[] | undefined, httpVersion: string): string {
-  const major = httpVersion.split('.')[0] ?? '1'
-  const hop = `${Number(major) >= 2 ? major : httpVersion} ${VIA_NAME}`
+  const hop = httpVersion === '1.1' ? VIA_HOP_11 : viaHop(httpVersion)
+  if (existing === undefined) return hop
   const prior = Array.isArray(existing) ? existing.join(', ') : existing
   return prior === undefined || prior.trim() === '' ? hop : `${prior}, ${hop}`
 }
