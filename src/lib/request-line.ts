@@ -38,11 +38,29 @@ export function jsonString (s: string): string {
   return '"' + s + '"'
 }
 
+/**
+ * `v` as JSON writes a number (non-finite: null). A duration rounded to hundredths (`1.23`) is
+ * written from its integer hundredths: String() of a fraction costs ~100 ns, a tenth of the line.
+ * Exact: below 1e15 hundredths, `h / 100` is the double nearest the decimal, which String() writes
+ * as that decimal.
+ */
+export function jsonNumber (v: number): string {
+  const h = Math.round(v * 100)
+  if (h >= 0 && h < 1e15 && h / 100 === v) {
+    const int = Math.floor(h / 100)
+    const frac = h - int * 100
+    if (frac === 0) return String(int)
+    if (frac % 10 === 0) return String(int) + '.' + String(frac / 10)
+    return String(int) + (frac < 10 ? '.0' : '.') + String(frac)
+  }
+  return Number.isFinite(v) ? String(v) : 'null'
+}
+
 /** `,"key":value` for one field, or '' when it is undefined. */
 function prop (head: string, v: string | number | null | undefined): string {
   if (v === undefined) return ''
   if (typeof v === 'string') return head + jsonString(v)
-  if (typeof v === 'number') return head + (Number.isFinite(v) ? String(v) : 'null')
+  if (typeof v === 'number') return head + jsonNumber(v)
   return head + 'null'
 }
 

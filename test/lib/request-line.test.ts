@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { jsonString, requestLineProps, REQUEST_LINE_KEYS, type RequestLine } from '../../src/lib/request-line.js'
+import { jsonNumber, jsonString, requestLineProps, REQUEST_LINE_KEYS, type RequestLine } from '../../src/lib/request-line.js'
 
 // Strings a client controls: the path, X-Request-Id, the method, X-Forwarded-For.
 const HOSTILE = [
@@ -63,4 +63,15 @@ test('the fields are JSON.stringify of the same object: order, omission, nulls, 
     t.same(back, JSON.parse(JSON.stringify(f)), 'parses back to the same values')
   }
   t.same(Object.keys(JSON.parse(asObject(requestLineProps(line({ code: 'X', listener: 'management', upstreamFailure: 'dns' }))))), REQUEST_LINE_KEYS, 'every key, in REQUEST_LINE_KEYS order')
+})
+
+test('jsonNumber writes what String() writes, and null where JSON does', async (t) => {
+  let bad = 0
+  for (let h = 0; h <= 2_000_000; h++) if (jsonNumber(h / 100) !== String(h / 100)) bad++
+  t.equal(bad, 0, 'every duration in hundredths up to 20 000 ms')
+  const others = [0, -0, 1, -1, -1.5, 0.1 + 0.2, 1 / 3, 1e15, 1e15 / 100 + 0.5, 9007199254740991, 1e21, 1e-7, 123456789.12, 5e-324, Number.MAX_VALUE]
+  for (let i = 0; i < 10_000; i++) others.push(Math.round(Math.random() * 1e9) / 100, Math.random() * 1000, Math.round(Math.random() * 1e12) / 100)
+  for (const v of others) if (jsonNumber(v) !== String(v)) bad++
+  t.equal(bad, 0, 'other numbers: as String()')
+  for (const v of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) t.equal(jsonNumber(v), 'null', String(v))
 })
