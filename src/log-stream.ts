@@ -4,11 +4,15 @@
  * and JSON lines through an asynchronous buffered destination (docs/performance.md).
  */
 import { Writable } from 'node:stream'
-import { pino, stdTimeFunctions } from 'pino'
+import { pino, type Logger } from 'pino'
 import { formatPretty } from './lib/pretty-log.js'
+import { isoTimeField } from './lib/iso-time.js'
 
-/** pino's `timestamp` option: `"time":"2026-01-02T03:04:05.678Z"`, which operators grep by. */
-export const LOG_TIMESTAMP = stdTimeFunctions.isoTime
+/**
+ * pino's `timestamp` option: `"time":"2026-01-02T03:04:05.678Z"`, which operators grep by. The
+ * same text as pino's `stdTimeFunctions.isoTime`, formatted once per second (src/lib/iso-time.ts).
+ */
+export const LOG_TIMESTAMP = (): string => isoTimeField()
 
 /** Bytes of log lines gathered before one write(2): about a dozen request lines under load. */
 export const LOG_BUFFER_BYTES = 4096
@@ -80,5 +84,46 @@ export function bufferedLog (dest: number | string): BufferedLog {
     // pino takes a SonicBoom as its stream; the Node stream type it only resembles.
     stream: boom as unknown as NodeJS.WritableStream,
     stopTimer: () => { clearInterval(timer) }
+  }
+}
+
+const S = pino.symbols
+/** The pino internals a direct line reads, by their symbols. */
+type PinoInternals = Partial<Pick<Logger, 'isLevelEnabled' | 'levels' | 'msgPrefix'>> & Record<symbol, unknown>
+
+/**
+ * A writer of `logger.info(fields, msg)`'s exact line that skips pino's generic serialiser: the
+ * caller's `serialize` writes the fields (`,"a":1,…`), and the line gets pino's own level, time,
+ * bindings and end, and goes to pino's own destination (buffered, pretty, or a test's stream).
+ * Null when the logger has an option under which only pino can write the line: a mixin, a log
+ * formatter, hooks, a nested key, a message prefix, a serializer or redaction on one of `keys`, or a
+ * destination that wants each line's metadata (pino.multistream); then log through pino.
+ */
+export function directInfoWriter<T> (logger: object, msg: string, keys: readonly string[], serialize: (fields: T) => string): ((fields: T) => void) | null {
+  const l = logger as PinoInternals
+  const stream = l[S.streamSym] as ({ write?: unknown } & Record<symbol, unknown>) | undefined
+  const formatters = l[S.formattersSym] as { log?: unknown } | undefined
+  const hooks = l[S.hooksSym] as { logMethod?: unknown, streamWrite?: unknown } | undefined
+  const serializers = l[S.serializersSym] as Record<string, unknown> | undefined
+  const stringifiers = l[S.stringifiersSym] as Record<string | symbol, unknown> | undefined
+  const messageKey = l[S.messageKeySym]
+  const head = (l[S.lsCacheSym] as Record<number, string> | undefined)?.[l.levels?.values.info ?? -1]
+  // Not a pino logger (a custom Fastify loggerInstance): nothing to write past.
+  if (typeof stream?.write !== 'function' || typeof l.isLevelEnabled !== 'function' || formatters === undefined || hooks === undefined ||
+    serializers === undefined || stringifiers === undefined || typeof messageKey !== 'string' || typeof head !== 'string') return null
+  const custom = l[S.mixinSym] !== undefined || formatters.log !== undefined || hooks.logMethod !== undefined ||
+    hooks.streamWrite !== undefined || l[S.nestedKeySym] != null || l.msgPrefix !== undefined ||
+    stream[S.needsMetadataGsym] === true || stringifiers[S.wildcardFirstSym] !== undefined ||
+    serializers[messageKey] !== undefined || stringifiers[messageKey] !== undefined ||
+    keys.some((k) => serializers[k] !== undefined || stringifiers[k] !== undefined || k === l[S.errorKeySym])
+  if (custom) return null
+  const time = l[S.timeSym] as () => string
+  const tail = ',"' + messageKey + '":' + JSON.stringify(msg) + (l[S.endSym] as string)
+  const dest = stream as { write: (line: string) => unknown }
+  const log = logger as Logger
+  return (fields) => {
+    if (!log.isLevelEnabled('info')) return
+    // Bindings are read per line: setBindings may change them.
+    dest.write(head + time() + (l[S.chindingsSym] as string) + serialize(fields) + tail)
   }
 }

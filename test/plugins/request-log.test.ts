@@ -7,6 +7,8 @@ import { Upstream } from '../helpers/upstream.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { CALM, startGateway, type TestGateway } from '../helpers/gateway.js'
 import { rawRequest, rawGet } from '../helpers/raw-http.js'
+import { directInfoWriter } from '../../src/log-stream.js'
+import { REQUEST_LINE_KEYS, requestLineProps } from '../../src/lib/request-line.js'
 
 const redis = await sharedRedis()
 const token = await createTestToken(redis.url)
@@ -75,4 +77,34 @@ t.test('with MANAGEMENT_PORT the line says which listener answered', async (t) =
   t.match(refused, { status: 404, code: 'NOT_FOUND', route: '/metrics' }, 'proxy port: refused, labelled like the metrics')
   t.notOk('listener' in (refused ?? {}), 'the proxy listener is the default, not written')
   t.match(served, { status: 200, route: '/metrics', listener: 'management' })
+})
+
+t.test('the line as written: pino\'s shape, and client strings escaped so it parses back', async (t) => {
+  const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${echo.url}`, TRUST_PROXY: 'true' })
+  t.teardown(() => gw.app.close())
+  const hostileAddress = '"a\\b c\'' // Node's parser refuses control bytes in a header, not these
+  await rawRequest(gw.url, rawGet('/api/x', [`Authorization: ${token.bearer}`, 'X-Request-Id: line-shape-1']))
+  await rawRequest(gw.url, rawGet('/nowhere/a"b\\c\'{|}', [`X-Forwarded-For: ${hostileAddress}`]))
+  await lines(gw, 2)
+  const raw = gw.logs.lines.filter((l) => l.includes('"msg":"request"'))
+  t.equal(raw.length, 2)
+  t.match(raw[0], /^\{"level":30,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","pid":\d+,"hostname":"[^"]*","reqId":"line-shape-1","method":"GET","path":"\/api\/x","route":"\/api","status":200,"remoteAddress":"127\.0\.0\.1","ms":[\d.]+,"consumer":"[^"]+","rateLimit":"allowed","msg":"request"\}$/, 'pino\'s order, absent fields left out')
+  const refused = JSON.parse(raw[1] ?? '') as Record<string, unknown>
+  t.same(Object.keys(refused), ['level', 'time', 'pid', 'hostname', 'reqId', 'method', 'path', 'route', 'status', 'code', 'remoteAddress', 'ms', 'msg'])
+  t.equal(refused.path, '/nowhere/a"b\\c\'{|}', 'the path reads back as the client sent it')
+  t.equal(refused.remoteAddress, hostileAddress, 'so does a forwarded address')
+  t.not(directInfoWriter(gw.app.log, 'request', REQUEST_LINE_KEYS, requestLineProps), null, 'written past pino\'s serialiser, not through app.log.info')
+})
+
+t.test('LOG_LEVEL=warn writes no request line; LOG_FORMAT=pretty formats it', async (t) => {
+  const quiet = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${echo.url}`, LOG_LEVEL: 'warn' })
+  t.teardown(() => quiet.app.close())
+  const pretty = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${echo.url}`, LOG_FORMAT: 'pretty' })
+  t.teardown(() => pretty.app.close())
+  for (const gw of [quiet, pretty]) t.equal((await rawRequest(gw.url, rawGet('/api/x', [`Authorization: ${token.bearer}`, 'X-Request-Id: pretty-1']))).status, 200)
+  for (let i = 0; i < 200 && !pretty.logs.lines.some((l) => l.includes('request')); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.not(directInfoWriter(pretty.app.log, 'request', REQUEST_LINE_KEYS, requestLineProps), null, 'pretty: the direct path too')
+  t.notOk(quiet.logs.lines.some((l) => l.includes('request')), 'no request line at warn')
+  t.match(pretty.logs.lines.find((l) => l.includes('request')), /^\d{4}-\d\d-\d\dT[\d:.]+Z INFO {2}request reqId=pretty-1 method=GET path=\/api\/x route=\/api status=200 remoteAddress=127\.0\.0\.1 ms=[\d.]+ consumer=\S+ rateLimit=allowed$/)
 })
