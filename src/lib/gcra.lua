@@ -9,9 +9,10 @@
 -- Reply: {now, 1} when the call runs after its deadline (the gateway has given up on it and
 -- answered 503, so nothing is written), else {now, 0, r_1 … r_N} with one reply per check:
 -- {0} unknown | {1, id} expired | {2|3, id, routes, routes_rev, burst, w, remaining, t} |
--- {4, message} malformed record, where routes is the allowed_routes JSON text, or '' when
--- routes_rev equals the caller's revision (its compiled copy is current), and routes_rev is the
--- stored revision or '' when the record has none (then routes are always sent).
+-- {4, message} malformed record, where routes is the allowed_routes JSON text, and routes_rev is
+-- the stored revision or '' when the record has none (then routes are always sent). When
+-- routes_rev equals the caller's revision (its compiled copy is current) the routes are not sent
+-- and the decision is the string '2|3,routes_rev,burst,w,remaining,t,id' instead.
 -- Checks run in order, so two checks of one token in a batch see each other's writes.
 
 -- A present but malformed number is an error, never a default: a corrupted record must not
@@ -38,6 +39,16 @@ if deadline ~= '' then
 end
 
 local default_window = int(ARGV[1], nil, 1)
+
+-- A decision. With the routes unchanged (the usual case) it travels as one string,
+-- 'code,rev,burst,w,remaining,t,id' (id last: it is the only part that is not a number or hex),
+-- which the gateway reads far faster than eight array elements; %d keeps every digit.
+local function decided (code, id, routes, rev, burst, w, remaining, t)
+  if routes == '' then
+    return string.format('%d,%s,%d,%d,%d,%d,%s', code, rev, burst, w, remaining, t, id)
+  end
+  return {code, id, routes, rev, burst, w, remaining, t}
+end
 
 local function check (record, limiter, cost_arg, known_rev)
   local f = redis.call('HMGET', record, 'id', 'rate_limit', 'burst', 'window_seconds',
@@ -88,11 +99,11 @@ local function check (record, limiter, cost_arg, known_rev)
     -- The key expires when the bucket is full again, where "no key" means the same thing; PX must
     -- be an integer >= 1. %d keeps every digit (tostring would use %.14g).
     redis.call('SET', limiter, string.format('%d', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
-    return {2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000)}
+    return decided(2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000))
   end
 
   -- Refused requests write nothing, so a client under sustained overload still recovers.
-  return {3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000))}
+  return decided(3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000)))
 end
 
 if #KEYS == 0 or #KEYS % 2 ~= 0 or #ARGV ~= #KEYS + 2 then

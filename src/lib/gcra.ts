@@ -51,6 +51,7 @@ function count (raw: unknown, v: unknown, name: string, min: number): number {
  * reply, including "routes unchanged" for a revision other than `knownRev`.
  */
 export function decodeGateReply (raw: unknown, knownRev = ''): GateResult {
+  if (typeof raw === 'string') return decodeCompactDecision(raw, knownRev)
   // A reply we cannot read must surface as an error (503), never as a decision (401 or a pass).
   if (!Array.isArray(raw) || raw.length === 0) throw malformed(raw, 'not a non-empty array')
   const [code, id, routes, rev, burst, w, remaining, t] = raw as unknown[]
@@ -73,6 +74,50 @@ export function decodeGateReply (raw: unknown, knownRev = ''): GateResult {
     policyWindow: count(raw, w, 'policy window', 1),
     remaining: count(raw, remaining, 'remaining', 0),
     resetSeconds: count(raw, t, 'reset seconds', code === 3 ? 1 : 0)
+  }
+}
+
+/** A whole number of at least `min` in decimal digits, as the script's %d writes it. */
+function digits (raw: string, from: number, to: number, name: string, min: number): number {
+  if (to <= from || to - from > 16) throw malformed(raw, `${name} is not an integer >= ${min}`)
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const d = raw.charCodeAt(i) - 48
+    if (d < 0 || d > 9) throw malformed(raw, `${name} is not an integer >= ${min}`)
+    n = n * 10 + d
+  }
+  if (!Number.isSafeInteger(n) || n < min) throw malformed(raw, `${name} is not an integer >= ${min}`)
+  return n
+}
+
+/**
+ * The script's decision with the routes unchanged: 'code,rev,burst,w,remaining,t,id' (src/lib/gcra.lua).
+ * It is only ever sent for the very revision the caller holds, so it must name that one.
+ */
+function decodeCompactDecision (raw: string, knownRev: string): GateResult {
+  const cuts: number[] = []
+  let at = -1
+  for (let k = 0; k < 6; k++) {
+    at = raw.indexOf(',', at + 1)
+    if (at === -1) throw malformed(raw, 'a decision string has 7 comma-separated parts')
+    cuts.push(at)
+  }
+  const [c1, c2, c3, c4, c5, c6] = cuts as [number, number, number, number, number, number]
+  const code = raw.slice(0, c1)
+  if (code !== '2' && code !== '3') throw malformed(raw, 'unknown status code')
+  const rev = raw.slice(c1 + 1, c2)
+  if (rev === '' || rev !== knownRev || !ROUTES_REV.test(rev)) throw malformed(raw, 'routes unchanged from a revision the caller does not hold')
+  const id = raw.slice(c6 + 1)
+  if (id === '') throw malformed(raw, 'id is not a non-empty string')
+  return {
+    status: code === '2' ? 'allowed' : 'limited',
+    id,
+    allowedRoutes: null,
+    routesRev: rev,
+    burst: digits(raw, c2 + 1, c3, 'burst', 1),
+    policyWindow: digits(raw, c3 + 1, c4, 'policy window', 1),
+    remaining: digits(raw, c4 + 1, c5, 'remaining', 0),
+    resetSeconds: digits(raw, c5 + 1, c6, 'reset seconds', code === '3' ? 1 : 0)
   }
 }
 

@@ -77,3 +77,32 @@ test('the script is loaded from gcra.lua at import', async (t) => {
   t.match(GCRA_SCRIPT, /redis\.call\('TIME'\)/)
   t.notMatch(GCRA_SCRIPT, /tostring\(/, 'numbers are never formatted with tostring')
 })
+
+test('decodeGateReply reads the compact decision the script sends when the routes are unchanged', async (t) => {
+  const REV16 = '0123456789abcdef'
+  t.same(decodeGateReply(`2,${REV16},10,60,9,6,tok_abcdefghijkl`, REV16), {
+    status: 'allowed', id: 'tok_abcdefghijkl', allowedRoutes: null, routesRev: REV16, burst: 10, policyWindow: 60, remaining: 9, resetSeconds: 6
+  })
+  t.same(decodeGateReply(`3,${REV16},1,1,0,1,legacy,id with, commas`, REV16), {
+    status: 'limited', id: 'legacy,id with, commas', allowedRoutes: null, routesRev: REV16, burst: 1, policyWindow: 1, remaining: 0, resetSeconds: 1
+  }, 'the id is last: commas in an old id stay in it')
+  t.same(decodeGateReply(`2,${REV16},4503599627370496,1,4503599627370495,0,x`, REV16), {
+    status: 'allowed', id: 'x', allowedRoutes: null, routesRev: REV16, burst: 2 ** 52, policyWindow: 1, remaining: 2 ** 52 - 1, resetSeconds: 0
+  }, 'every digit of a large count')
+  const bad: Array<[string, string, RegExp]> = [
+    [`2,${REV16},10,60,9,6,tok_x`, '', /caller does not hold/],
+    [`2,${REV16},10,60,9,6,tok_x`, 'fedcba9876543210', /caller does not hold/],
+    ['2,,10,60,9,6,tok_x', '', /caller does not hold/],
+    [`4,${REV16},10,60,9,6,tok_x`, REV16, /unknown status code/],
+    [`2,${REV16},10,60,9,6,`, REV16, /id is not a non-empty string/],
+    [`2,${REV16},10,60,9,6`, REV16, /7 comma-separated parts/],
+    [`2,${REV16},0,60,9,6,tok_x`, REV16, /burst is not an integer >= 1/],
+    [`2,${REV16},10,-1,9,6,tok_x`, REV16, /policy window/],
+    [`2,${REV16},10,60,9.5,6,tok_x`, REV16, /remaining/],
+    [`2,${REV16},10,60,,6,tok_x`, REV16, /remaining/],
+    [`3,${REV16},10,60,0,0,tok_x`, REV16, /reset seconds is not an integer >= 1/],
+    [`2,${REV16},99999999999999999,60,0,0,tok_x`, REV16, /burst/],
+    ['', '', /7 comma-separated parts/]
+  ]
+  for (const [raw, known, want] of bad) t.throws(() => decodeGateReply(raw, known), want, `${raw} holding ${known}`)
+})

@@ -248,7 +248,10 @@ test('gcra.lua against a real redis-server', async (t) => {
     }
     t.same(await slots(''), [2, await redis.hget(keys.record, 'id'), routes, rev], 'none held: routes and revision')
     t.same(await slots('0123456789abcdef'), [2, await redis.hget(keys.record, 'id'), routes, rev], 'stale: routes and revision')
-    t.same(await slots(rev), [2, await redis.hget(keys.record, 'id'), '', rev], 'current: the routes slot is empty')
+    // Current: no routes; the decision travels as one string 'code,rev,burst,w,remaining,t,id'.
+    const current = await rawGate(keys.record, keys.limiter, DEFAULT_WINDOW, 1, rev)
+    t.type(current, 'string', 'current: the compact decision')
+    t.match(current as string, new RegExp(`^2,${rev},1000,${DEFAULT_WINDOW},\\d+,\\d+,${await redis.hget(keys.record, 'id') as string}$`), 'current: code, revision, counts, id; no routes')
     const unchanged = decision(await gate(keys, 1, DEFAULT_WINDOW, rev))
     t.equal(unchanged.allowedRoutes, null, 'decoded as "unchanged"')
     t.equal(unchanged.routesRev, rev)
@@ -261,8 +264,8 @@ test('gcra.lua against a real redis-server', async (t) => {
     // Limited replies follow the same rule.
     const one = await token({ rate_limit: 1, burst: 1, window_seconds: 3600, allowed_routes: routes, routes_rev: rev })
     t.equal((await gate(one)).status, 'allowed')
-    const limited = await rawGate(one.record, one.limiter, DEFAULT_WINDOW, 1, rev) as unknown[]
-    t.same([limited[0], limited[2], limited[3]], [3, '', rev])
+    const limited = await rawGate(one.record, one.limiter, DEFAULT_WINDOW, 1, rev)
+    t.match(limited, new RegExp(`^3,${rev},1,3600,0,\\d+,`), 'limited and current: the compact decision')
     t.same(((await rawGate(one.record, one.limiter, DEFAULT_WINDOW, 1, '')) as unknown[]).slice(2, 4), [routes, rev])
   })
 
