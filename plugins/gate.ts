@@ -40,6 +40,12 @@ type GateCommand = (numberOfKeys: number, ...keysAndArgs: Array<string | number>
 const gatewayUs = (): number => (performance.timeOrigin + performance.now()) * 1000
 
 const SINGLE_NODE = 'main'
+/**
+ * How long (ms) a slot's new checks may wait for the reply to its call still out before they go
+ * out in a call of their own: longer than a healthy Redis round trip under load, short next to
+ * any timeout.
+ */
+export const GATE_HOLD_MS = 2
 /** How many tokens' key names the gate keeps (a FIFO). */
 const KEY_CACHE_SIZE = 1024
 
@@ -100,6 +106,9 @@ export default fp(async function gatePlugin (app) {
   // The key names of the tokens seen lately (two strings built and a digest checked otherwise).
   const keysOf = new FifoMap<{ record: string, limiter: string }>(KEY_CACHE_SIZE, 0)
   let scheduled = false
+  // Per slot: when its call still out was sent (performance.now()), absent when none is out.
+  const outSince = new Map<number, number>()
+  let holdTimer: NodeJS.Timeout | null = null
 
   function fail (batch: readonly Pending[], cause: unknown): void {
     for (const p of batch) {
@@ -110,6 +119,18 @@ export default fp(async function gatePlugin (app) {
   }
 
   async function send (slot: number, batch: Pending[]): Promise<void> {
+    const sent = performance.now()
+    outSince.set(slot, sent)
+    try {
+      await call(slot, batch)
+    } finally {
+      // The slot's checks that waited for this call go out now (with those of this turn).
+      if (outSince.get(slot) === sent) outSince.delete(slot)
+      if (pending.has(slot)) schedule()
+    }
+  }
+
+  async function call (slot: number, batch: Pending[]): Promise<void> {
     const node = nodeOf(slot)
     const sentUs = gatewayUs()
     const deadline = clock.toRedis(node, sentUs + budgetUs)
@@ -138,14 +159,37 @@ export default fp(async function gatePlugin (app) {
     })
   }
 
+  function schedule (): void {
+    if (scheduled) return
+    scheduled = true
+    setImmediate(flush)
+  }
+
+  /**
+   * Sends each slot's queued checks as one call, unless a call of that slot is still out and was
+   * sent less than GATE_HOLD_MS ago: then they wait for its reply (or that bound) and go out
+   * together with every check queued meanwhile. Under load this makes the calls fewer and larger
+   * (one per round trip instead of one per event-loop turn); an idle gateway sends at once; a
+   * stalled Redis delays a check by at most GATE_HOLD_MS before its own call goes out.
+   */
   function flush (): void {
     scheduled = false
-    const groups = [...pending]
-    pending.clear()
-    for (const [slot, all] of groups) {
-      for (let i = 0; i < all.length; i += MAX_GATE_BATCH) send(slot, all.slice(i, i + MAX_GATE_BATCH)).catch((err: unknown) => { app.log.error({ err }, 'gate batch failed') })
+    const now = performance.now()
+    let holdUntil = Infinity
+    for (const [slot, all] of pending) {
+      const out = outSince.get(slot)
+      if (out !== undefined && now - out < GATE_HOLD_MS) {
+        holdUntil = Math.min(holdUntil, out + GATE_HOLD_MS)
+        continue
+      }
+      pending.delete(slot)
+      for (let i = 0; i < all.length; i += MAX_GATE_BATCH) send(slot, all.length <= MAX_GATE_BATCH ? all : all.slice(i, i + MAX_GATE_BATCH)).catch((err: unknown) => { app.log.error({ err }, 'gate batch failed') })
+    }
+    if (holdUntil !== Infinity && holdTimer === null) {
+      holdTimer = setTimeout(() => { holdTimer = null; schedule() }, Math.max(0, holdUntil - now))
     }
   }
+  app.addHook('onClose', async () => { if (holdTimer !== null) clearTimeout(holdTimer) })
 
   app.decorate<Gate>('gate', {
     async check (digest: string, routesRev = ''): Promise<GateResult> {
@@ -161,10 +205,7 @@ export default fp(async function gatePlugin (app) {
         else group.push(check)
         // setImmediate, not a microtask: each socket's data is parsed in its own callback, and
         // microtasks run between them; the check phase comes after the whole I/O phase.
-        if (!scheduled) {
-          scheduled = true
-          setImmediate(flush)
-        }
+        schedule()
       })
     }
   })
