@@ -16,6 +16,7 @@ import { attachWebSocketUpgrades } from './websocket.js'
 import { InFlightLimiter } from '../src/lib/in-flight.js'
 import { UpstreamAgent } from '../src/upstream-agent.js'
 import { UpstreamExchange, type ExchangeRoute } from './upstream-exchange.js'
+import { LazyChildLogger, type RequestLogger } from '../src/lib/lazy-logger.js'
 
 /** Classifies an error reported by reply-from/undici. */
 export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
@@ -205,6 +206,10 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     // reply-from logs every upstream failure at `warn`, with a stack: one line per request above
     // `info`. The request line (plugins/request-log.ts) already says which failure it was.
     logLevel: 'error',
+    // A request's child logger is made only if something is logged at `error` or above: a pino
+    // child with its own level costs ~1 µs per request, and nearly no request logs through it.
+    childLoggerFactory: (logger, bindings, options) =>
+      new LazyChildLogger(logger as unknown as RequestLogger, bindings, options as { level: 'error' }) as unknown as typeof logger,
     schema: { hide: true }, // documented per prefix by src/lib/openapi-proxy.ts
     config: { deferContinue: true }, // `100 Continue` only once the breaker admitted the request too
     handler (request: FastifyRequest, reply: FastifyReply): void {
