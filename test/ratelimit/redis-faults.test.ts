@@ -118,6 +118,34 @@ t.test('a Redis stall (SIGSTOP) past the command timeout: the requests answered 
   t.equal(res.headers.ratelimit, `"default";r=${BURST - 1};t=360`, 'the first request after the stall finds a full bucket: r = burst - 1')
 })
 
+t.test('a Redis stall: a check that arrives while a call is out waits at most GATE_HOLD_MS, then goes out in a call of its own', async (t) => {
+  // A gateway whose command timeout outlasts the stall, so every request is answered 200 after it.
+  const slow = await startGateway({ REDIS_URL: server.url, ROUTES: `/api=${upstream.url}`, LOG_LEVEL: 'warn', REDIS_COMMAND_TIMEOUT_MS: '5000' })
+  t.teardown(async () => { await slow.app.close() })
+  const sendTo = async (path: string): Promise<number> => {
+    const res = await request(slow.url + path, { headers: { authorization: token.bearer } })
+    await res.body.dump()
+    return res.statusCode
+  }
+  t.equal(await sendTo('/api/hold-warm'), 200)
+  await admin.config('RESETSTAT')
+  server.pause()
+  let resumed = false
+  const resume = (): void => { if (!resumed) server.resume(); resumed = true }
+  t.teardown(resume)
+  // Three requests 100 ms apart, each long after GATE_HOLD_MS (2 ms) past the previous call, which
+  // the frozen server never answers: each must go out in a call of its own. Held until the first
+  // call's reply instead, the last two would go out together after the stall: 2 calls, not 3.
+  const answers: Array<Promise<number>> = []
+  for (let i = 0; i < 3; i++) {
+    answers.push(sendTo(`/api/held/${i}`))
+    await sleep(100)
+  }
+  resume()
+  t.same(await Promise.all(answers), [200, 200, 200], 'all three answered once Redis runs again')
+  t.equal(await commandCalls(admin, 'evalsha'), 3, 'three script calls: none waited for the stalled one past the hold')
+})
+
 t.test('Redis killed: fast 503s, never 401/500, nothing forwarded; back to 200 after a restart', async (t) => {
   t.equal((await send('/api/up')).status, 200, 'served while Redis is up')
   const forwarded = upstream.seen.length
