@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import { normaliseTarget } from '../src/lib/path.js'
 import { RouteTable, type RouteConfig } from '../src/lib/route-table.js'
 import { badPath, routeNotFound } from '../src/lib/errors.js'
+import type { UpstreamFailureKind } from '../src/lib/upstream-failure.js'
 
 /** This plugin's name: the plugins that read `request.target` list it in their `dependencies`. */
 export const TARGET_PLUGIN = 'portcullis-target'
@@ -9,8 +10,7 @@ export const TARGET_PLUGIN = 'portcullis-target'
 /** The authorised and forwarded request line: `path` is exactly what the upstream receives. */
 export interface ProxyTarget { route: RouteConfig, path: string, query: string }
 
-/** Kinds of upstream failure, used in logs and metric labels (a small fixed set); `pool`: no pooled connection became free in time. */
-export type UpstreamFailureKind = 'timeout' | 'refused' | 'reset' | 'dns' | 'tls' | 'protocol' | 'pool'
+export type { UpstreamFailureKind }
 
 declare module 'fastify' {
   interface FastifyInstance {

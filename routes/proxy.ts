@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import { METHODS, type IncomingMessage } from 'node:http'
-import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
+import { resolveTarget, type ProxyTarget } from '../plugins/target.js'
 import { circuitOpen, concurrencyLimited } from '../src/lib/errors.js'
 import { CircuitBreaker, type CircuitPermit } from '../src/lib/circuit.js'
 import { upstreamRequestHeaders, downstreamResponseHeaders, peerTrust, appendVia, requestAuthority } from '../src/lib/forward-headers.js'
@@ -17,27 +17,6 @@ import { InFlightLimiter } from '../src/lib/in-flight.js'
 import { UpstreamAgent } from '../src/upstream-agent.js'
 import { UpstreamExchange, type ExchangeRoute } from './upstream-exchange.js'
 import { LazyChildLogger, type RequestLogger } from '../src/lib/lazy-logger.js'
-
-/** Classifies an error reported by reply-from/undici. */
-export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): Exclude<UpstreamFailureKind, 'pool'> {
-  const code = (err.cause as { code?: string } | undefined)?.code ?? err.code ?? ''
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT' ||
-    code === 'FST_REPLY_FROM_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout'
-  if (code === 'ECONNREFUSED') return 'refused'
-  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset'
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns'
-  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SELF_SIGNED')) return 'tls'
-  return 'protocol'
-}
-
-/** What a 502 UPSTREAM_ERROR says for each kind of failure. */
-export const FAILURE_TEXT: Record<Exclude<UpstreamFailureKind, 'timeout' | 'pool'>, string> = {
-  refused: 'refused the connection',
-  reset: 'reset the connection',
-  dns: 'host could not be resolved',
-  tls: 'TLS certificate could not be verified',
-  protocol: 'answered with something that is not valid HTTP'
-}
 
 const noRetry = (): null => null
 
@@ -177,7 +156,6 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
     if (exchange.settled) return // a guard answered, or the client left: this error is that abort
     reply.send(exchange.failed(error))
   }
-  const failureText = (kind: keyof typeof FAILURE_TEXT): string => FAILURE_TEXT[kind]
   const routes = new Map<string, ProxyRoute>(app.config.routes.map((route) => {
     const origin = new URL(route.upstream).origin
     return [route.prefix, {
@@ -186,8 +164,6 @@ export default async function proxyRoutes (app: FastifyInstance): Promise<void> 
       timeoutMs: route.timeoutMs,
       bodyIdleMs: app.config.clientBodyTimeoutMs,
       poolSaturated: () => agent.saturated(origin),
-      classify: classifyUpstreamError,
-      failureText,
       fromOptions: { timeout: route.timeoutMs, retryDelay: noRetry, rewriteRequestHeaders, rewriteHeaders, onResponse, onError } as Parameters<FastifyReply['from']>[1]
     }]
   }))

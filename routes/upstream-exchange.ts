@@ -19,10 +19,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import { guardBody, type BodyWait } from '../src/lib/body-idle.js'
-import { bodyIdleTimeout, upstreamError, upstreamTimeout, type GatewayError } from '../src/lib/errors.js'
+import { bodyIdleTimeout, upstreamTimeout, type GatewayError } from '../src/lib/errors.js'
 import type { CircuitPermit } from '../src/lib/circuit.js'
 import type { InFlightLimiter } from '../src/lib/in-flight.js'
-import type { UpstreamFailureKind } from '../plugins/target.js'
+import { classifyUpstreamError, upstreamFailureAnswer } from '../src/lib/upstream-failure.js'
 import { UpstreamObserver } from '../src/upstream-agent.js'
 import type { RelayClose, RelayOutcome } from './proxy-response.js'
 
@@ -37,9 +37,6 @@ export interface ExchangeRoute {
   readonly bodyIdleMs: number
   /** True when requests to this upstream wait for a free pooled connection (read only when the deadline trips unconnected). */
   readonly poolSaturated: () => boolean
-  /** Classifies an upstream error and gives the 502/504 text for it. */
-  readonly classify: (err: Error) => Exclude<UpstreamFailureKind, 'pool'>
-  readonly failureText: (kind: Exclude<UpstreamFailureKind, 'timeout' | 'pool'>) => string
 }
 
 const tripped = (what: string): Error => Object.assign(new Error(what), { code: 'PORTCULLIS_EXCHANGE_ABORTED' })
@@ -122,11 +119,11 @@ export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
    * client had left, which says nothing about the upstream); the answer if none was sent.
    */
   failed (error: Error): GatewayError {
-    const kind = this.#route.classify(error)
+    const kind = classifyUpstreamError(error)
     this.#request.upstreamFailure = kind
     if (this.#request.raw.aborted || this.#reply.raw.destroyed) this.#permit.release()
     else this.#permit.failure()
-    return kind === 'timeout' ? upstreamTimeout(this.#route.timeoutMs) : upstreamError(this.#route.failureText(kind))
+    return upstreamFailureAnswer(kind, this.#route.timeoutMs)
   }
 
   clientGone (): void {

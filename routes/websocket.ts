@@ -13,7 +13,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { RouteTable } from '../src/lib/route-table.js'
 import type { CircuitBreaker, CircuitPermit } from '../src/lib/circuit.js'
-import { badRequest, errorBody, upstreamError, upstreamTimeout, type GatewayError } from '../src/lib/errors.js'
+import { badRequest, errorBody, upstreamError, type GatewayError } from '../src/lib/errors.js'
 import { acceptableRequestId, downstreamResponseHeaders, upstreamRequestHeaders } from '../src/lib/forward-headers.js'
 import { announcesBody, headerLines, isWebSocketUpgrade, rawHeaderLines, responseHead, type HeaderLine } from '../src/lib/upgrade-head.js'
 import { bearerToken } from '../src/lib/bearer.js'
@@ -22,8 +22,10 @@ import type { TunnelStats } from '../src/lib/tunnel.js'
 import { toGatewayError } from '../plugins/errors.js'
 import { clientAddressOf, pathOnly } from '../plugins/request-log.js'
 import type { AuthSubject } from '../plugins/auth.js'
-import { FAILURE_TEXT, GATEWAY_RESPONSE_HEADERS, admit, classifyUpstreamError } from './proxy.js'
-import { resolveTarget, type ProxyTarget, type UpstreamFailureKind } from '../plugins/target.js'
+import { GATEWAY_RESPONSE_HEADERS, admit } from './proxy.js'
+import { FAILURE_TEXT, classifyUpstreamError, upstreamFailureAnswer } from '../src/lib/upstream-failure.js'
+import { resolveTarget, type ProxyTarget } from '../plugins/target.js'
+import type { UpstreamFailureKind } from '../src/lib/upstream-failure.js'
 import { TunnelRegistry } from './websocket-tunnels.js'
 
 /** What the proxy scope shares with its upgrade handler: the same table, breakers and trust rule. */
@@ -214,7 +216,7 @@ function forward (app: FastifyInstance, scope: UpgradeScope, tunnels: TunnelRegi
     const kind = timedOut ? 'timeout' : classifyUpstreamError(err)
     u.upstreamFailure = kind
     permit.failure()
-    answerWithError(app, u, kind === 'timeout' ? upstreamTimeout(route.timeoutMs) : upstreamError(FAILURE_TEXT[kind]))
+    answerWithError(app, u, upstreamFailureAnswer(kind, route.timeoutMs))
   })
   upReq.end()
 }
