@@ -51,9 +51,9 @@ export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
   readonly #reply: FastifyReply
   readonly #route: ExchangeRoute
   readonly #permit: CircuitPermit
-  readonly #inFlight: InFlightLimiter | null
+  /** The limiter this request holds a place in, until it is given back (then null). */
+  #inFlight: InFlightLimiter | null
   readonly #consumerId: string
-  #inFlightHeld: boolean
   #body: BodyWait | 'none' = 'none'
   #deadline: NodeJS.Timeout | null = null
   #connected = false
@@ -77,7 +77,6 @@ export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
     this.#permit = permit
     this.#inFlight = inFlight
     this.#consumerId = consumerId
-    this.#inFlightHeld = inFlight !== null
     this.#startDeadline()
     const body = request.body
     if (body instanceof Readable) {
@@ -193,9 +192,10 @@ export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
   }
 
   #onClose (): void {
-    if (this.#inFlightHeld) {
-      this.#inFlightHeld = false
-      ;(this.#inFlight as InFlightLimiter).release(this.#consumerId)
+    const inFlight = this.#inFlight
+    if (inFlight !== null) {
+      this.#inFlight = null
+      inFlight.release(this.#consumerId)
     }
     this.#stopDeadline()
     if (this.#reply.raw.writableFinished) return

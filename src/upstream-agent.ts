@@ -114,7 +114,6 @@ class ObservedAgent extends Agent {
 /** reply-from's `undici` option: an object with undici's `request`, plus the per-request hand-over. */
 export class UpstreamAgent {
   readonly #agent: ObservedAgent
-  #next: UpstreamObserver | null = null
 
   constructor (connectionsPerOrigin: number) {
     this.#agent = new ObservedAgent({ connect: { rejectUnauthorized: true }, connections: connectionsPerOrigin, pipelining: 1 })
@@ -122,7 +121,7 @@ export class UpstreamAgent {
 
   /** The observer of the request that the next `request` call (reply-from, synchronously) dispatches. */
   next (observer: UpstreamObserver | null): void {
-    this.#next = observer
+    this.#agent.next = observer
   }
 
   /**
@@ -131,11 +130,9 @@ export class UpstreamAgent {
    * own headers timeout is off for it. `opts` is the object reply-from built for this call alone.
    */
   request (opts: Dispatcher.RequestOptions, callback: RequestCallback): void {
-    const observer = this.#next
-    this.#next = null
-    if (observer !== null) opts.headersTimeout = 0
-    // undici's request → dispatch runs synchronously: the agent picks the observer up there.
-    this.#agent.next = observer
+    if (this.#agent.next !== null) opts.headersTimeout = 0
+    // undici's request → dispatch runs synchronously: the agent takes the observer there, and
+    // none is left over for another request whatever happens.
     try {
       this.#agent.request(opts, callback as never)
     } finally {

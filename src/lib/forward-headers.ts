@@ -170,7 +170,7 @@ export function appendVia (existing: string | string[] | undefined, httpVersion:
   const hop = httpVersion === '1.1' ? VIA_HOP_11 : viaHop(httpVersion)
   if (existing === undefined) return hop
   const prior = Array.isArray(existing) ? existing.join(', ') : existing
-  return prior === undefined || prior.trim() === '' ? hop : `${prior}, ${hop}`
+  return prior.trim() === '' ? hop : `${prior}, ${hop}`
 }
 
 /** Whether a response with this status to this method has a body at all (RFC 9110 section 6.4.1). */
