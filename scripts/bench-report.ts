@@ -1,5 +1,6 @@
 /** The figures, targets, printed table and bench-results.json of `npm run bench`, from the autocannon results. */
 import type { Result } from 'autocannon'
+import type { PacedResult } from './bench-paced.js'
 
 /** The three contenders, in the order they are printed. */
 export const CONTENDERS = ['bare', 'gateway', 'diy'] as const
@@ -19,8 +20,8 @@ export interface Round { result: Result, cpuMicros: number }
 /** One contender over the whole run. */
 export interface Measured {
   rounds: Round[]
-  /** Runs at a fixed rate (half the bare proxy's maximum): only their latencies are used. */
-  paced: Result[]
+  /** Runs at a fixed rate, evenly spread (half the bare proxy's maximum): only their latencies are used. */
+  paced: PacedResult[]
   rssBefore: number
   rssAfter: number
 }
@@ -34,8 +35,10 @@ export interface ContenderSummary {
   /** Medians over the full-load rounds. */
   latencyP50Ms: number
   latencyP99Ms: number
-  /** Median p99 of the paced runs. */
+  /** Median p50, p99 and maximum of the paced runs (ms, from each request's due time). */
+  pacedP50Ms: number | null
   pacedP99Ms: number | null
+  pacedMaxMs: number | null
   requests: number
   non2xx: number
   errors: number
@@ -52,6 +55,8 @@ const median = (xs: number[]): number => {
   return s.length === 0 ? 0 : s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
 }
 
+const round2 = (x: number): number => Math.round(x * 100) / 100
+
 /** Figures of one contender. */
 export function summarise (m: Measured): ContenderSummary {
   const requests = m.rounds.reduce((a, r) => a + r.result.requests.total, 0)
@@ -63,7 +68,9 @@ export function summarise (m: Measured): ContenderSummary {
     roundRequestsPerSecond: m.rounds.map((r) => Math.round(r.result.requests.total / r.result.duration)),
     latencyP50Ms: median(m.rounds.map((r) => r.result.latency.p50)),
     latencyP99Ms: median(m.rounds.map((r) => r.result.latency.p99)),
-    pacedP99Ms: m.paced.length === 0 ? null : median(m.paced.map((r) => r.latency.p99)),
+    pacedP50Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.p50))),
+    pacedP99Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.p99))),
+    pacedMaxMs: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.max))),
     requests,
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),
@@ -85,6 +92,16 @@ export function problems (name: string, r: Result): string[] {
   return out
 }
 
+/** Why a paced run is not valid: any non-2xx, error, unanswered request or wrong body. */
+export function pacedProblems (name: string, r: PacedResult): string[] {
+  const out: string[] = []
+  if (r.non2xx > 0) out.push(`${name} (paced): ${r.non2xx} non-2xx answers`)
+  if (r.errors > 0 || r.timeouts > 0) out.push(`${name} (paced): ${r.errors} errors, ${r.timeouts} unanswered`)
+  if (r.mismatches > 0) out.push(`${name} (paced): ${r.mismatches} answers whose body was not the upstream's`)
+  if (r.completed === 0) out.push(`${name} (paced): no request completed`)
+  return out
+}
+
 /** a / b to two decimals; null when b is 0. */
 export function ratio (a: number, b: number): number | null {
   return b > 0 ? Math.round((a / b) * 100) / 100 : null
@@ -101,7 +118,7 @@ export function checkTargets (s: Record<Contender, ContenderSummary>): TargetChe
   const tBare = ratio(g.requestsPerSecond, b.requestsPerSecond)
   const cpu = g.cpuMicrosPerRequest !== null && b.cpuMicrosPerRequest !== null ? ratio(g.cpuMicrosPerRequest, b.cpuMicrosPerRequest) : null
   const tDiy = ratio(g.requestsPerSecond, d.requestsPerSecond)
-  const pacedExcess = g.pacedP99Ms !== null && b.pacedP99Ms !== null ? g.pacedP99Ms - b.pacedP99Ms : null
+  const pacedExcess = g.pacedP99Ms !== null && b.pacedP99Ms !== null ? round2(g.pacedP99Ms - b.pacedP99Ms) : null
   const atLeast = (x: number | null, limit: number): boolean => x !== null && x >= limit
   const atMost = (x: number | null, limit: number): boolean => x !== null && x <= limit
   return [
@@ -128,6 +145,10 @@ export function printReport (s: Record<Contender, ContenderSummary>, targets: Ta
       t.cpuMicrosPerRequest ?? 'n/a', t.requests, t.non2xx, `${mb(t.rssBeforeBytes)} → ${mb(t.rssAfterBytes)}`]))
   }
   for (const c of CONTENDERS) console.log(`  ${CONTENDER_NAMES[c]} req/s per round: ${s[c].roundRequestsPerSecond.join(', ')}`)
+  for (const c of CONTENDERS) {
+    const t = s[c]
+    if (t.pacedP99Ms !== null) console.log(`  ${CONTENDER_NAMES[c]} at ${pacedRate} req/s, evenly spread: p50 ${t.pacedP50Ms} ms, p99 ${t.pacedP99Ms} ms, max ${t.pacedMaxMs} ms (medians over the paced rounds)`)
+  }
   console.log('')
   for (const t of targets) console.log(`${t.ok ? 'met   ' : 'MISSED'}  ${t.name}: ${fixed(t.measured, 2)} (target ${t.text})`)
 }
