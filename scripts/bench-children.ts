@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { ParentMessage, TargetMessage, TargetRole } from './bench-target.js'
+import { NODE_FLAGS } from '../src/node-flags.js'
 
 /** The cores things run on, or null when not pinned (one core, or no taskset). */
 export interface Pinning { load: number, proxy: number }
@@ -35,13 +36,16 @@ export interface Target {
 
 /**
  * Starts bench-target.js in `role`, pinned to the proxy core when `pin` is given (the upstream
- * stays with the load generator); with `cpuProfDir` the child runs under --cpu-prof.
+ * stays with the load generator); with `cpuProfDir` the child runs under --cpu-prof. Every
+ * contender runs with the Node.js options the gateway ships with (src/node-flags.ts): the same
+ * runtime for all three.
  */
 export async function startTarget (role: TargetRole, env: Record<string, string>, pin: Pinning | null, cpuProfDir: string | null): Promise<Target> {
   const script = fileURLToPath(new URL('./bench-target.js', import.meta.url))
-  const nodeArgs = cpuProfDir === null || role === 'upstream'
+  const profArgs = cpuProfDir === null || role === 'upstream'
     ? []
     : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${role}.cpuprofile`]
+  const nodeArgs = role === 'upstream' ? [] : [...NODE_FLAGS, ...profArgs]
   const argv = [...nodeArgs, script, role]
   // taskset execs node in the same process: the IPC channel (an inherited fd) still works.
   const [cmd, args] = pin !== null && role !== 'upstream'

@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import { request } from 'undici'
 import { sharedRedis, freePort } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
+import { NODE_FLAGS } from '../src/node-flags.js'
 
 // Docker has no engine on this machine: check what can be checked without building the image.
 const root = new URL('..', import.meta.url).pathname
@@ -66,7 +67,7 @@ test('the image CMD starts the built gateway: /healthz answers 200', async (t) =
   const cmd = lines.filter((l) => l.startsWith('CMD ')).pop()
   t.ok(cmd !== undefined)
   const argv = JSON.parse((cmd as string).slice(4)) as string[]
-  t.same(argv, ['node', 'bin/portcullis.js', 'serve'])
+  t.same(argv, ['node', ...NODE_FLAGS, 'bin/portcullis.js', 'serve'], 'node with the gateway\'s options (src/node-flags.ts)')
   const redis = await sharedRedis()
   const up = await new Upstream().start()
   const port = await freePort()

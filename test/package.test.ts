@@ -8,9 +8,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NODE_FLAGS } from '../src/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>, scripts: Record<string, string>, files: string[] }
+
+t.test('`npm start` runs the gateway with its Node.js options (src/node-flags.ts)', async (t) => {
+  t.equal(pkg.scripts.start, ['node', ...NODE_FLAGS, 'bin/portcullis.js', 'serve'].join(' '))
+})
 
 t.test('npm pack, installed globally into a prefix, `portcullis` runs from another directory', async (t) => {
   t.equal(pkg.bin.portcullis, 'bin/portcullis.js', 'the bin is declared')
