@@ -34,6 +34,18 @@ interface Pending extends GateCheck {
   reject: (err: Error) => void
 }
 
+/** One slot's queue (a single node has one, slot 0). */
+interface SlotState {
+  readonly slot: number
+  /** Checks waiting for this slot's next call (none: not in the queued list). */
+  checks: Pending[]
+  /** When this slot's call still out was sent (performance.now()), NONE_OUT when none is. */
+  outSince: number
+}
+
+/** `outSince` of a slot with no call out: `now - NONE_OUT` is never below GATE_HOLD_MS. */
+const NONE_OUT = -Infinity
+
 type GateCommand = (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<unknown>
 
 /** Gateway clock in µs: monotonic (the Redis clock offset absorbs its origin). */
@@ -102,12 +114,16 @@ export default fp(async function gatePlugin (app) {
   app.addHook('onClose', async () => { client.off('ready', onReady) })
   app.addHook('onReady', async () => { if (client.status === 'ready') await probeAll() })
 
-  const pending = new Map<number, Pending[]>()
+  // Per slot (0 on a single node): its queued checks and when its call still out was sent
+  // (performance.now(), NONE_OUT when none is). Entries stay once made, at most one per Cluster
+  // slot: a Map deletion per call would give the long-lived map a new table each time, and those
+  // tables fill the old generation under load (docs/performance.md, "Garbage").
+  const slots = new Map<number, SlotState>()
+  // The slots with queued checks, each once, in the order they got their first.
+  let queued: SlotState[] = []
   // The key names of the tokens seen lately (two strings built and a digest checked otherwise).
   const keysOf = new FifoMap<{ record: string, limiter: string }>(KEY_CACHE_SIZE, 0)
   let scheduled = false
-  // Per slot: when its call still out was sent (performance.now()), absent when none is out.
-  const outSince = new Map<number, number>()
   let holdTimer: NodeJS.Timeout | null = null
 
   function fail (batch: readonly Pending[], cause: unknown): void {
@@ -118,15 +134,15 @@ export default fp(async function gatePlugin (app) {
     }
   }
 
-  async function send (slot: number, batch: Pending[]): Promise<void> {
+  async function send (state: SlotState, batch: Pending[]): Promise<void> {
     const sent = performance.now()
-    outSince.set(slot, sent)
+    state.outSince = sent
     try {
-      await call(slot, batch)
+      await call(state.slot, batch)
     } finally {
       // The slot's checks that waited for this call go out now (with those of this turn).
-      if (outSince.get(slot) === sent) outSince.delete(slot)
-      if (pending.has(slot)) schedule()
+      if (state.outSince === sent) state.outSince = NONE_OUT
+      if (state.checks.length > 0) schedule()
     }
   }
 
@@ -176,14 +192,17 @@ export default fp(async function gatePlugin (app) {
     scheduled = false
     const now = performance.now()
     let holdUntil = Infinity
-    for (const [slot, all] of pending) {
-      const out = outSince.get(slot)
-      if (out !== undefined && now - out < GATE_HOLD_MS) {
-        holdUntil = Math.min(holdUntil, out + GATE_HOLD_MS)
+    const ready = queued
+    queued = []
+    for (const state of ready) {
+      if (now - state.outSince < GATE_HOLD_MS) {
+        holdUntil = Math.min(holdUntil, state.outSince + GATE_HOLD_MS)
+        queued.push(state) // still queued: it goes with a later flush
         continue
       }
-      pending.delete(slot)
-      for (let i = 0; i < all.length; i += MAX_GATE_BATCH) send(slot, all.length <= MAX_GATE_BATCH ? all : all.slice(i, i + MAX_GATE_BATCH)).catch((err: unknown) => { app.log.error({ err }, 'gate batch failed') })
+      const all = state.checks
+      state.checks = []
+      for (let i = 0; i < all.length; i += MAX_GATE_BATCH) send(state, all.length <= MAX_GATE_BATCH ? all : all.slice(i, i + MAX_GATE_BATCH)).catch((err: unknown) => { app.log.error({ err }, 'gate batch failed') })
     }
     if (holdUntil !== Infinity && holdTimer === null) {
       holdTimer = setTimeout(() => { holdTimer = null; schedule() }, Math.max(0, holdUntil - now))
@@ -200,9 +219,10 @@ export default fp(async function gatePlugin (app) {
         const check: Pending = { record, limiter, routesRev, cost: 1, resolve, reject }
         // The keys of a token share one hash tag, so one slot. A single node is one group.
         const slot = cluster === null ? 0 : calculateSlot(record)
-        const group = pending.get(slot)
-        if (group === undefined) pending.set(slot, [check])
-        else group.push(check)
+        let state = slots.get(slot)
+        if (state === undefined) slots.set(slot, state = { slot, checks: [], outSince: NONE_OUT })
+        if (state.checks.length === 0) queued.push(state)
+        state.checks.push(check)
         // setImmediate, not a microtask: each socket's data is parsed in its own callback, and
         // microtasks run between them; the check phase comes after the whole I/O phase.
         schedule()

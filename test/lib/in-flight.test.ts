@@ -1,7 +1,7 @@
 // The per-token in-flight bound, table-driven: admission up to the limit, refusal above it, keys
 // independent, releases counted once whatever the order or repetition, limit 0 never refusing.
 import { test } from 'tap'
-import { InFlightLimiter, type Release } from '../../src/lib/in-flight.js'
+import { IDLE_KEYS_KEPT, InFlightLimiter, type Release } from '../../src/lib/in-flight.js'
 
 type Step =
   | ['admit', string, string] // acquire(key) must give a release, kept under the name
@@ -120,7 +120,31 @@ test('tryAcquire and release: the closure-free pair the proxy uses', async (t) =
   limiter.release('a')
   limiter.release('b')
   t.equal(limiter.total, 0)
-  t.equal(limiter.keys, 0, 'emptied keys are dropped')
+  t.equal(limiter.keys, 0, 'no key is busy')
   limiter.release('a')
   t.equal(limiter.total, 0, 'a release of a key that holds nothing changes nothing')
+  t.equal(limiter.held('a'), 0)
+  t.equal(limiter.tryAcquire('a'), true, 'an idle key is admitted again')
+  t.equal(limiter.held('a'), 1)
+})
+
+test('idle keys are kept up to IDLE_KEYS_KEPT, then swept: the map stays bounded', async (t) => {
+  const limiter = new InFlightLimiter(3)
+  t.equal(limiter.tryAcquire('busy'), true, 'one key stays busy throughout')
+  let most = 0
+  for (let i = 0; i < 2.5 * IDLE_KEYS_KEPT; i++) {
+    const key = `tok_${i}`
+    t.equal(limiter.tryAcquire(key), true)
+    limiter.release(key)
+    most = Math.max(most, limiter.tracked)
+  }
+  t.ok(most <= IDLE_KEYS_KEPT + 2, `at most the busy key + IDLE_KEYS_KEPT + 1 held (${most})`)
+  t.ok(most > IDLE_KEYS_KEPT, 'idle keys were kept until the bound')
+  t.ok(limiter.tracked < IDLE_KEYS_KEPT, `swept (${limiter.tracked} left)`)
+  t.equal(limiter.keys, 1)
+  t.equal(limiter.held('busy'), 1, 'the busy key survives every sweep')
+  t.equal(limiter.total, 1)
+  limiter.release('busy')
+  t.equal(limiter.total, 0)
+  t.equal(limiter.keys, 0)
 })
