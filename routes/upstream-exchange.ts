@@ -4,14 +4,15 @@
  * place among the token's requests in flight, its breaker permit, and the relay's outcome
  * (routes/proxy-response.ts).
  *
- * This is the only clock of the time to the response head (undici's own headers timeout would
- * start only once a connection is assigned, and would blame the upstream for a client that
- * uploads slowly):
+ * This is the only clock of an upstream request (undici's own headers timeout would start only
+ * once a connection is assigned, and would blame the upstream for a client that uploads slowly):
  *  - the route timeout counts from the handler's start, the wait for a free pooled connection
  *    included; without a body it is one deadline to the response head;
  *  - with a body, once connected, it stops while the gateway waits on the client (the client body
  *    idle timeout, CLIENT_BODY_TIMEOUT_MS, runs then) and restarts in full while the upstream does
  *    not take the body and after the body's last byte;
+ *  - from the response head to its end it is an idle timeout: it restarts in full with each chunk
+ *    of the response body (504 when nothing was sent to the client yet, else the response is cut);
  *  - a client that leaves aborts the upstream request, whether queued or running.
  * When a guard trips before the response started, the gateway answers at once (504, 408): undici
  * calls back for a queued request only when a connection frees up, which is the wait being cut.
@@ -40,6 +41,8 @@ export interface ExchangeRoute {
 }
 
 const tripped = (what: string): Error => Object.assign(new Error(what), { code: 'PORTCULLIS_EXCHANGE_ABORTED' })
+/** The upstream sent no response body byte for the route timeout (classified `timeout`, src/lib/upstream-failure.ts). */
+const bodyTimedOut = (): Error => Object.assign(new Error('no response body byte from the upstream within the route timeout'), { code: 'PORTCULLIS_UPSTREAM_BODY_TIMEOUT' })
 
 function onDeadline (exchange: UpstreamExchange): void {
   exchange.deadlineReached()
@@ -141,6 +144,14 @@ export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
 
   protected responseHead (): void {
     this.#responding = true
+    this.#startDeadline() // from here the idle time between response body chunks
+  }
+
+  protected responseData (): void {
+    if (this.#deadline !== null) this.#deadline.refresh()
+  }
+
+  protected responseEnded (): void {
     this.#stopDeadline()
   }
 
@@ -173,8 +184,9 @@ export class UpstreamExchange extends UpstreamObserver implements RelayOutcome {
     this.#stopDeadline()
     if (this.#settled) return
     if (this.#responding || this.#reply.raw.headersSent) {
-      // The response has started: it can only be cut (never end cleanly); abort the upstream side.
-      this.abortUpstream(tripped(trip))
+      // The response has started: abort the upstream side; the relay answers 504 if nothing was
+      // sent yet, else cuts the response (never ends it cleanly).
+      this.abortUpstream(this.#responding && trip === 'timeout' ? bodyTimedOut() : tripped(trip))
       return
     }
     this.#settled = true

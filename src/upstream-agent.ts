@@ -44,6 +44,10 @@ export abstract class UpstreamObserver implements UndiciHandler {
   protected abstract connected (): void
   /** The upstream's final response head arrived (a 1xx is not the answer yet). */
   protected abstract responseHead (): void
+  /** A chunk of the response body arrived. */
+  protected abstract responseData (): void
+  /** The response ended (its body and trailers are in). */
+  protected abstract responseEnded (): void
 
   /** Called by the agent with undici's handler for this request. */
   attach (inner: UndiciHandler): this {
@@ -71,11 +75,13 @@ export abstract class UpstreamObserver implements UndiciHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    this.responseData()
     return (this.#inner as UndiciHandler).onData(chunk)
   }
 
   onComplete (rawTrailers: Buffer[] | null): void {
     if (rawTrailers !== null && rawTrailers.length > 0) this.rawTrailers = rawTrailers
+    this.responseEnded()
     ;(this.#inner as UndiciHandler).onComplete(rawTrailers)
   }
 
@@ -126,11 +132,17 @@ export class UpstreamAgent {
 
   /**
    * Called by reply-from: undici's `request`, observed when an observer was handed over; the time
-   * to the response head is then the observer's to keep (routes/upstream-exchange.ts), so undici's
-   * own headers timeout is off for it. `opts` is the object reply-from built for this call alone.
+   * to the response head and between response body chunks is then the observer's to keep
+   * (routes/upstream-exchange.ts), so undici's own headers and body timeouts are off for it (the
+   * body timeout would also cost a timer object per request that outlives it, undici's fast
+   * timers being swept once a second: docs/performance.md, "Garbage"). `opts` is the object
+   * reply-from built for this call alone.
    */
   request (opts: Dispatcher.RequestOptions, callback: RequestCallback): void {
-    if (this.#agent.next !== null) opts.headersTimeout = 0
+    if (this.#agent.next !== null) {
+      opts.headersTimeout = 0
+      opts.bodyTimeout = 0
+    }
     // undici's request → dispatch runs synchronously: the agent takes the observer there, and
     // none is left over for another request whatever happens.
     try {

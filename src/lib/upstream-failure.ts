@@ -15,7 +15,7 @@ export type ClassifiedFailure = Exclude<UpstreamFailureKind, 'pool'>
 export function classifyUpstreamError (err: Error & { code?: string, cause?: unknown }): ClassifiedFailure {
   const code = (err.cause as { code?: string } | undefined)?.code ?? err.code ?? ''
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT' ||
-    code === 'FST_REPLY_FROM_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout'
+    code === 'FST_REPLY_FROM_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'PORTCULLIS_UPSTREAM_BODY_TIMEOUT') return 'timeout'
   if (code === 'ECONNREFUSED') return 'refused'
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset'
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns'

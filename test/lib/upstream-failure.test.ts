@@ -9,6 +9,7 @@ test('classifyUpstreamError: each code to its kind, the cause\'s code first', as
   const rows: Array<[Error, ClassifiedFailure]> = [
     [err('UND_ERR_HEADERS_TIMEOUT'), 'timeout'], [err('UND_ERR_BODY_TIMEOUT'), 'timeout'], [err('UND_ERR_CONNECT_TIMEOUT'), 'timeout'],
     [err('FST_REPLY_FROM_GATEWAY_TIMEOUT'), 'timeout'], [err('FST_REPLY_FROM_TIMEOUT'), 'timeout'],
+    [err('PORTCULLIS_UPSTREAM_BODY_TIMEOUT'), 'timeout'],
     [err('ECONNREFUSED'), 'refused'], [err('ECONNRESET'), 'reset'], [err('UND_ERR_SOCKET'), 'reset'], [err('EPIPE'), 'reset'],
     [err('ENOTFOUND'), 'dns'], [err('EAI_AGAIN'), 'dns'],
     [err('ERR_TLS_CERT_ALTNAME_INVALID'), 'tls'], [err('DEPTH_ZERO_SELF_SIGNED_CERT'), 'tls'], [err('CERT_HAS_EXPIRED'), 'tls'],

@@ -226,7 +226,7 @@ t.test('a body that fails before its first byte is a 502 (504), counted, and the
 })
 
 t.test('a body that fails after bytes were sent aborts the client\'s response, counted', async (t) => {
-  const cases: Array<{ name: string, script: Script, kind: string }> = [
+  const cases: Array<{ name: string, script: Script, kind: string, route?: Record<string, unknown> }> = [
     {
       name: 'chunked, reset after a chunk',
       script: (s) => {
@@ -249,6 +249,12 @@ t.test('a body that fails after bytes were sent aborts the client\'s response, c
       kind: 'protocol'
     },
     {
+      name: 'chunked, a chunk, then nothing for longer than the route timeout',
+      script: (s) => { s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n') },
+      kind: 'timeout',
+      route: { timeoutMs: 300 }
+    },
+    {
       name: `Content-Length above ${RELAY_BUFFER_BYTES} (streamed), closed after 5 bytes`,
       script: (s) => {
         s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${RELAY_BUFFER_BYTES + 1}\r\n\r\nhello`)
@@ -260,7 +266,7 @@ t.test('a body that fails after bytes were sent aborts the client\'s response, c
   for (const c of cases) {
     t.test(c.name, async (t) => {
       const up = await rawUpstream(c.script)
-      const gw = await gatewayTo(up.url)
+      const gw = await gatewayTo(up.url, c.route)
       const conn = await RawConnection.open(gw.url)
       t.teardown(() => conn.close())
       const chunks: Buffer[] = []
@@ -273,6 +279,36 @@ t.test('a body that fails after bytes were sent aborts the client\'s response, c
       t.same(await upstreamErrors(gw), { [c.kind]: 1, INTERNAL_ERROR: 0 })
       t.same(await logged(gw, 1), [{ status: 200, upstreamFailure: c.kind }], 'the request line says which failure')
       t.equal(await nextCode(gw), 'CIRCUIT_OPEN', 'the breaker counted the failure')
+    })
+  }
+})
+
+t.test('the route timeout between response body chunks restarts with each chunk: a slow, steady body is relayed whole', async (t) => {
+  // 12 chunks 100 ms apart (1.1 s in all) under a 300 ms route timeout, gathered and streamed alike.
+  for (const [name, head] of [['chunked (streamed)', 'Transfer-Encoding: chunked'], ['Content-Length: 12 (gathered)', 'Content-Length: 12']] as const) {
+    t.test(name, async (t) => {
+      const chunked = head.startsWith('Transfer')
+      const up = await rawUpstream((s) => {
+        s.write(`HTTP/1.1 200 OK\r\n${head}\r\n\r\n`)
+        let i = 0
+        const timer = setInterval(() => {
+          i++
+          s.write(chunked ? '1\r\nx\r\n' : 'x')
+          if (i === 12) {
+            clearInterval(timer)
+            if (chunked) s.write('0\r\n\r\n')
+          }
+        }, 100)
+        s.once('close', () => { clearInterval(timer) })
+      })
+      const gw = await gatewayTo(up.url, { timeoutMs: 300 })
+      const started = performance.now()
+      const res = await rawRequest(gw.url, get())
+      t.equal(res.status, 200)
+      t.equal(res.body.toString(), 'x'.repeat(12), 'every byte, and a clean end')
+      t.ok(performance.now() - started > 1000, 'it took longer than three route timeouts')
+      t.same(await upstreamErrors(gw), { INTERNAL_ERROR: 0 })
+      t.same(await logged(gw, 1), [{ status: 200, upstreamFailure: undefined }])
     })
   }
 })
