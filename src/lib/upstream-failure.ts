@@ -19,7 +19,9 @@ export function classifyUpstreamError (err: Error & { code?: string, cause?: unk
   if (code === 'ECONNREFUSED') return 'refused'
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset'
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns'
-  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SELF_SIGNED')) return 'tls'
+  // OpenSSL's verification codes: ERR_TLS_CERT_ALTNAME_INVALID, CERT_HAS_EXPIRED,
+  // DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE (an incomplete chain) …
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SELF_SIGNED') || code.includes('VERIFY')) return 'tls'
   return 'protocol'
 }
 

@@ -13,6 +13,7 @@ test('classifyUpstreamError: each code to its kind, the cause\'s code first', as
     [err('ECONNREFUSED'), 'refused'], [err('ECONNRESET'), 'reset'], [err('UND_ERR_SOCKET'), 'reset'], [err('EPIPE'), 'reset'],
     [err('ENOTFOUND'), 'dns'], [err('EAI_AGAIN'), 'dns'],
     [err('ERR_TLS_CERT_ALTNAME_INVALID'), 'tls'], [err('DEPTH_ZERO_SELF_SIGNED_CERT'), 'tls'], [err('CERT_HAS_EXPIRED'), 'tls'],
+    [err('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'tls'], [err('SELF_SIGNED_CERT_IN_CHAIN'), 'tls'], [err('UNABLE_TO_GET_ISSUER_CERT_LOCALLY'), 'tls'],
     [err('HPE_INVALID_CONSTANT'), 'protocol'], [err(undefined), 'protocol'],
     [err('FST_REPLY_FROM_INTERNAL_SERVER_ERROR', 'ECONNREFUSED'), 'refused']
   ]
