@@ -156,10 +156,12 @@ export default fp(async function gatePlugin (app) {
     }
     const started = performance.now()
     let reply
+    let order: number[]
     try {
-      const { keys, args } = encodeGateBatch(defaultWindow, deadline, batch)
-      const raw = await run.call(client, keys.length, ...keys, ...args)
-      reply = decodeGateBatch(raw, batch.map((p) => p.routesRev))
+      const encoded = encodeGateBatch(defaultWindow, deadline, batch)
+      order = encoded.order
+      const raw = await run.call(client, encoded.keys.length, ...encoded.keys, ...encoded.args)
+      reply = decodeGateBatch(raw, order.map((i) => (batch[i] as Pending).routesRev))
       // Every reply re-teaches the clock: drift and steps are followed continuously.
       clock.observe(node, reply.now, gatewayUs())
     } catch (err) {
@@ -168,8 +170,9 @@ export default fp(async function gatePlugin (app) {
     }
     app.metrics.observeRedis((performance.now() - started) / 1000, true)
     if (reply.late) return fail(batch, new Error('the gate script ran after its deadline and wrote nothing'))
-    reply.results.forEach((r, i) => {
-      const p = batch[i] as Pending
+    // The reply lists the checks group by group (src/lib/gate-batch.ts): `order` maps them back.
+    reply.results.forEach((r, k) => {
+      const p = batch[order[k] as number] as Pending
       if (r instanceof Error) fail([p], r)
       else p.resolve(r)
     })

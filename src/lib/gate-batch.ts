@@ -1,7 +1,7 @@
 /**
  * The batched call of src/lib/gcra.lua: the checks of one event-loop tick (per Cluster slot) go
- * to Redis as one script call, one command however many requests share it. Pure: encoding of the
- * keys and arguments, and a strict decoding of the reply.
+ * to Redis as one script call, one command however many requests share it, grouped by token.
+ * Pure: encoding of the keys and arguments, and a strict decoding of the reply.
  */
 import { GCRA_COMMAND, decodeGateReply, type GateResult } from './gcra.js'
 
@@ -28,8 +28,11 @@ export interface GateCheck {
   cost: number
 }
 
-/** KEYS and ARGV of one script call (numkeys = keys.length). */
-export interface EncodedBatch { keys: string[], args: Array<string | number> }
+/**
+ * KEYS and ARGV of one script call (numkeys = keys.length), and `order`: the index in the checks
+ * of each result of the reply (the reply lists the checks group by group).
+ */
+export interface EncodedBatch { keys: string[], args: Array<string | number>, order: number[] }
 
 /** The decoded reply of one call. */
 export type BatchReply =
@@ -39,18 +42,41 @@ export type BatchReply =
   | { now: number, late: false, results: Array<GateResult | Error> }
 
 /**
- * KEYS = record and limiter of each check; ARGV = default window, deadline (Redis µs, '' for
- * none), then cost and routes revision of each check.
+ * The checks grouped by token and routes revision, in the order each group's first check came:
+ * KEYS = record and limiter of each group; ARGV = default window, deadline (Redis µs, '' for none),
+ * then each group's routes revision and its checks' costs, comma-separated. A token's keys travel
+ * once however many of its requests share the call (docs/performance.md, step 3).
  */
 export function encodeGateBatch (defaultWindow: number, deadlineUs: number | null, checks: readonly GateCheck[]): EncodedBatch {
   if (checks.length === 0) throw new RangeError('a gate batch needs at least one check')
+  // record → the groups of that token (one per routes revision; nearly always one).
+  const byRecord = new Map<string, Array<{ rev: string, members: number[] }>>()
+  const groups: Array<{ check: GateCheck, members: number[] }> = []
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i] as GateCheck
+    let ofToken = byRecord.get(c.record)
+    if (ofToken === undefined) byRecord.set(c.record, ofToken = [])
+    let g = ofToken.find((x) => x.rev === c.routesRev)
+    if (g === undefined) {
+      g = { rev: c.routesRev, members: [] }
+      ofToken.push(g)
+      groups.push({ check: c, members: g.members })
+    }
+    g.members.push(i)
+  }
   const keys: string[] = []
   const args: Array<string | number> = [defaultWindow, deadlineUs === null ? '' : Math.floor(deadlineUs)]
-  for (const c of checks) {
-    keys.push(c.record, c.limiter)
-    args.push(c.cost, c.routesRev)
+  const order: number[] = []
+  for (const { check, members } of groups) {
+    keys.push(check.record, check.limiter)
+    let costs = ''
+    for (const i of members) {
+      costs += (costs === '' ? '' : ',') + String((checks[i] as GateCheck).cost)
+      order.push(i)
+    }
+    args.push(check.routesRev, costs)
   }
-  return { keys, args }
+  return { keys, args, order }
 }
 
 function malformed (raw: unknown, why: string): Error {

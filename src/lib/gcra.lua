@@ -1,19 +1,23 @@
 -- Token checks + GCRA rate limits for a batch of requests in one atomic call: one round trip for
 -- every request of an event-loop tick, and no check-then-act race between gateway instances (the
 -- decision and the write cannot interleave).
--- KEYS[2i-1] token record (HASH), KEYS[2i] limiter TAT (STRING, integer µs) of check i; the two
--- keys of one token carry the same hash tag (on a Cluster the gateway batches per slot).
+-- The checks come in groups, one per token (and routes revision): KEYS[2j-1] token record (HASH),
+-- KEYS[2j] limiter TAT (STRING, integer µs) of group j; the two keys of one token carry the same
+-- hash tag (on a Cluster the gateway batches per slot).
 -- ARGV[1] default window (s), ARGV[2] deadline in Redis time (integer µs, '' for none),
--- ARGV[1+2i] cost of check i, ARGV[2+2i] the routes revision the gateway has compiled for that
--- token ('' when none).
+-- ARGV[1+2j] the routes revision the gateway has compiled for group j's token ('' when none),
+-- ARGV[2+2j] the costs of group j's checks, comma-separated ('1,1,1': three requests).
 -- Reply: {now, 1} when the call runs after its deadline (the gateway has given up on it and
--- answered 503, so nothing is written), else {now, 0, r_1 … r_N} with one reply per check:
+-- answered 503, so nothing is written), else {now, 0, r_1 … r_N} with one reply per check, group
+-- after group, each group's checks in order:
 -- {0} unknown | {1, id} expired | {2|3, id, routes, routes_rev, burst, w, remaining, t} |
--- {4, message} malformed record, where routes is the allowed_routes JSON text, and routes_rev is
--- the stored revision or '' when the record has none (then routes are always sent). When
--- routes_rev equals the caller's revision (its compiled copy is current) the routes are not sent
--- and the decision is the string '2|3,routes_rev,burst,w,remaining,t,id' instead.
--- Checks run in order, so two checks of one token in a batch see each other's writes.
+-- {4, message} malformed record or cost, where routes is the allowed_routes JSON text, and
+-- routes_rev is the stored revision or '' when the record has none (then routes are always sent).
+-- When routes_rev equals the caller's revision (its compiled copy is current) the routes are not
+-- sent and the decision is the string '2|3,routes_rev,burst,w,remaining,t,id' instead.
+-- A group reads its record and limiter once and writes the limiter once: its checks are decided in
+-- order, each seeing the ones before it, exactly as if each were a call of its own; a later group
+-- of the same token sees the first one's write.
 
 -- A present but malformed number is an error, never a default: a corrupted record must not
 -- fail open (an unreadable expiry read as "never expires", a limit read as "no limit").
@@ -50,24 +54,32 @@ local function decided (code, id, routes, rev, burst, w, remaining, t)
   return {code, id, routes, rev, burst, w, remaining, t}
 end
 
-local function check (record, limiter, cost_arg, known_rev)
+-- The same reply for each of n checks.
+local function each (n, item)
+  local out = {}
+  for i = 1, n do out[i] = item end
+  return out
+end
+
+local function group (record, limiter, known_rev, costs_arg)
+  local costs = {}
+  for c in string.gmatch(costs_arg, '[^,]+') do costs[#costs + 1] = c end
+  local n = #costs
   local f = redis.call('HMGET', record, 'id', 'rate_limit', 'burst', 'window_seconds',
     'expires_at_us', 'allowed_routes', 'routes_rev')
   local id = f[1]
   -- Unknown or revoked: answer before touching the limiter so such tokens write nothing.
-  if not id then return {0} end
+  if not id then return each(n, {0}) end
 
   local rate = int(f[2], nil, 1)
   local burst = int(f[3], rate, 1)
   local window = int(f[4], default_window, 1)
   local expires = int(f[5], math.huge, -math.huge)
-  local cost = int(cost_arg, nil, 1)
-  if not (rate and burst and window and expires and cost) then
-    return {4, 'PORTCULLIS_BAD_RECORD malformed rate_limit, burst, window_seconds, ' ..
-      'expires_at_us or arguments in ' .. record}
-  end
+  local bad_record = {4, 'PORTCULLIS_BAD_RECORD malformed rate_limit, burst, window_seconds, ' ..
+    'expires_at_us or arguments in ' .. record}
+  if not (rate and burst and window and expires) then return each(n, bad_record) end
 
-  if now >= expires then return {1, id} end
+  if now >= expires then return each(n, {1, id}) end
 
   -- Integer µs throughout: doubles are exact below 2^53 (epoch µs is ~1.8e15). T rounds up so the
   -- sustained rate never exceeds rate_limit; a/b is correctly rounded, so ceil(a/b) is exact here.
@@ -76,7 +88,7 @@ local function check (record, limiter, cost_arg, known_rev)
   -- Keeps now + dvt below 2^53 (exact doubles, and %d below 2^63) until ~2110: only a refill time
   -- over ~140 years (burst 1e6 at rate 1 per ~75 min) is refused, loudly rather than miscounted.
   if dvt > 2^52 then
-    return {4, 'PORTCULLIS_BAD_RECORD burst * window / rate_limit over 2^52 us in ' .. record}
+    return each(n, {4, 'PORTCULLIS_BAD_RECORD burst * window / rate_limit over 2^52 us in ' .. record})
   end
   -- Seconds the configured policy takes to refill a full bucket, from the exact ratio rather than
   -- from dvt: dvt exceeds it by < burst µs when T rounds up, which would print w = window + 1.
@@ -92,25 +104,46 @@ local function check (record, limiter, cost_arg, known_rev)
 
   local stored = redis.call('GET', limiter)
   local tat = math.max(stored and tonumber(stored) or now, now)
-  local new = tat + cost * t
-
-  if new - now <= dvt then
-    -- `<=` admits exactly `burst` from a full bucket: the burst-th request lands on new - now = dvt.
+  local written = false
+  local out = {}
+  for i = 1, n do
+    local cost = int(costs[i], nil, 1)
+    if not cost then
+      out[i] = bad_record
+    else
+      local new = tat + cost * t
+      if new - now <= dvt then
+        -- `<=` admits exactly `burst` from a full bucket: the burst-th request lands on new - now = dvt.
+        tat = new
+        written = true
+        out[i] = decided(2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000))
+      else
+        -- Refused requests write nothing, so a client under sustained overload still recovers.
+        out[i] = decided(3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000)))
+      end
+    end
+  end
+  if written then
     -- The key expires when the bucket is full again, where "no key" means the same thing; PX must
     -- be an integer >= 1. %d keeps every digit (tostring would use %.14g).
-    redis.call('SET', limiter, string.format('%d', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
-    return decided(2, id, routes, rev, burst, w, math.floor((dvt - (new - now)) / t), math.ceil((new - now) / 1000000))
+    redis.call('SET', limiter, string.format('%d', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
   end
-
-  -- Refused requests write nothing, so a client under sustained overload still recovers.
-  return decided(3, id, routes, rev, burst, w, 0, math.max(1, math.ceil((new - dvt - now) / 1000000)))
+  return out
 end
 
 if #KEYS == 0 or #KEYS % 2 ~= 0 or #ARGV ~= #KEYS + 2 then
-  return redis.error_reply('PORTCULLIS_BAD_ARGS expected 2 keys and 2 arguments per check')
+  return redis.error_reply('PORTCULLIS_BAD_ARGS expected 2 keys and 2 arguments per group of checks')
+end
+-- Each group's costs: one or more, comma-separated, none empty (a reply per cost is expected).
+for j = 1, #KEYS / 2 do
+  local costs = ARGV[2 + 2 * j]
+  if costs == '' or string.sub(costs, 1, 1) == ',' or string.sub(costs, -1) == ',' or string.find(costs, ',,', 1, true) then
+    return redis.error_reply('PORTCULLIS_BAD_ARGS each group needs its costs, comma-separated')
+  end
 end
 local reply = {now, 0}
-for i = 1, #KEYS / 2 do
-  reply[i + 2] = check(KEYS[2 * i - 1], KEYS[2 * i], ARGV[1 + 2 * i], ARGV[2 + 2 * i])
+for j = 1, #KEYS / 2 do
+  local out = group(KEYS[2 * j - 1], KEYS[2 * j], ARGV[1 + 2 * j], ARGV[2 + 2 * j])
+  for i = 1, #out do reply[#reply + 1] = out[i] end
 end
 return reply

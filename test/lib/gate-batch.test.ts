@@ -8,12 +8,19 @@ const B = tokenKeys('p:', 'b'.repeat(64))
 const NOW = 1_700_000_000_000_000
 const OK = [2, 'tok_a', '["/a/*"]', '', 5, 60, 4, 12]
 
-test('encodeGateBatch: two keys and two arguments per check, in order, after window and deadline', async (t) => {
+test('encodeGateBatch: a token\'s checks in one group (keys once, costs comma-separated), groups in order of first appearance', async (t) => {
   t.same(encodeGateBatch(60, null, [{ ...A, cost: 1, routesRev: '' }]),
-    { keys: [A.record, A.limiter], args: [60, '', 1, ''] })
-  t.same(encodeGateBatch(30, NOW + 0.7, [{ ...A, cost: 1, routesRev: REV }, { ...B, cost: 3, routesRev: '' }, { ...A, cost: 1, routesRev: REV }]),
-    { keys: [A.record, A.limiter, B.record, B.limiter, A.record, A.limiter], args: [30, NOW, 1, REV, 3, '', 1, REV] },
-    'a duplicate token keeps its place; the deadline is whole µs, rounded down (never later)')
+    { keys: [A.record, A.limiter], args: [60, '', '', '1'], order: [0] })
+  t.same(encodeGateBatch(30, NOW + 0.7, [{ ...A, cost: 1, routesRev: REV }, { ...B, cost: 3, routesRev: '' }, { ...A, cost: 2, routesRev: REV }]),
+    { keys: [A.record, A.limiter, B.record, B.limiter], args: [30, NOW, REV, '1,2', '', '3'], order: [0, 2, 1] },
+    'A\'s two checks share its keys and keep their order; the deadline is whole µs, rounded down (never later)')
+  t.same(encodeGateBatch(30, null, [{ ...A, cost: 1, routesRev: REV }, { ...A, cost: 1, routesRev: '' }, { ...A, cost: 1, routesRev: REV }]),
+    { keys: [A.record, A.limiter, A.record, A.limiter], args: [30, '', REV, '1,1', '', '1'], order: [0, 2, 1] },
+    'one token with two revisions makes two groups')
+  const many = Array.from({ length: 200 }, (_, i) => ({ ...(i % 3 === 0 ? B : A), cost: 1, routesRev: '' }))
+  const e = encodeGateBatch(60, null, many)
+  t.equal(e.keys.length, 4, 'two tokens, four keys, for 200 checks')
+  t.same([...e.order].sort((x, y) => x - y), many.map((_, i) => i), 'every check has one place in the reply')
   t.throws(() => encodeGateBatch(60, null, []), RangeError)
   t.ok(MAX_GATE_BATCH >= 16 && MAX_GATE_BATCH <= 1000)
 })

@@ -176,6 +176,34 @@ test('gcra.lua against a real redis-server', async (t) => {
     t.equal(decision(await gate(await token({ rate_limit: 10, burst: 5, window_seconds: 60 }))).policyWindow, 30)
   })
 
+  await t.test('a batch groups each token\'s checks: the same decisions as one call per check, in order', async (t) => {
+    const fields = { rate_limit: 5, burst: 5, window_seconds: 60, allowed_routes: '["/a/*"]' }
+    // The same sequence twice: once as one batch, once as one call per check, on fresh tokens.
+    const plan: Array<[0 | 1, number]> = [[0, 1], [1, 1], [0, 1], [0, 2], [1, 3], [0, 1], [0, 0], [0, 1], [1, 1], [1, 1]]
+    const batched = [await token({ ...fields, id: 'tok_x' }), await token({ ...fields, id: 'tok_y', burst: 4 })]
+    const single = [await token({ ...fields, id: 'tok_x' }), await token({ ...fields, id: 'tok_y', burst: 4 })]
+    const r = server.client()
+    clients.push(r)
+    r.defineCommand(GCRA_COMMAND, { lua: GCRA_SCRIPT })
+    const fn = (r as unknown as Record<string, Batch>)[GCRA_COMMAND]!.bind(r)
+    const checks = plan.map(([k, cost]) => ({ ...(batched[k] as Keys), cost, routesRev: '' }))
+    const encoded = encodeGateBatch(DEFAULT_WINDOW, null, checks)
+    t.equal(encoded.keys.length, 4, 'each token\'s keys once')
+    const reply = decodeGateBatch(await fn(encoded.keys.length, ...encoded.keys, ...encoded.args), encoded.order.map(() => ''))
+    if (reply.late) throw new Error('late without a deadline')
+    const fromBatch: unknown[] = []
+    reply.results.forEach((res, k) => { fromBatch[encoded.order[k] as number] = res instanceof Error ? 'error' : res })
+    const fromSingle: unknown[] = []
+    for (const [k, cost] of plan) fromSingle.push(await gate(single[k] as Keys, cost).catch(() => 'error'))
+    t.same(fromBatch, fromSingle)
+    t.same((fromBatch as GateDecision[]).map((x) => typeof x === 'string' ? x : `${x.status}:${x.remaining}`),
+      ['allowed:4', 'allowed:3', 'allowed:3', 'allowed:1', 'allowed:0', 'allowed:0', 'error', 'limited:0', 'limited:0', 'limited:0'],
+      'x: 1, 1, 2, 1 admitted, cost 0 refused alone, then limited; y: 1 and 3 drain its 4')
+    const tat = async (k: Keys): Promise<number> => Number(await redis.get(k.limiter)) - await redisNowUs()
+    const [tb, ts] = [await tat(batched[0] as Keys), await tat(single[0] as Keys)]
+    t.ok(Math.abs(tb - ts) < 2_000_000 && tb > 55_000_000, `the batch left the TAT the single calls did (${tb} vs ${ts} µs ahead)`)
+  })
+
   await t.test('cost > 1 consumes that many emission intervals', async (t) => {
     const keys = await token({ rate_limit: 5, burst: 5, window_seconds: 60 })
     t.equal(decision(await gate(keys, 3)).remaining, 2)
