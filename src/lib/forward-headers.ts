@@ -105,39 +105,41 @@ export function peerTrust (trustProxy: boolean | number | string[]): (remoteAddr
 }
 
 /**
- * Builds the upstream request headers from the client's: strips Authorization, hop-by-hop headers,
- * every header `Connection` names, client-sent X-Consumer-*, method and URL overrides, and (from an
- * untrusted peer) every X-Forwarded-*; then sets X-Forwarded-*, X-Request-Id
- * and X-Consumer-Id last. `headers` is a fresh copy owned by the caller and is edited in place.
+ * The upstream request headers, made from the client's (`headers`, the copy reply-from prepared):
+ * without Authorization, hop-by-hop headers, every header `Connection` names, client-sent
+ * X-Consumer-*, method and URL overrides, `Expect`, and (from an untrusted peer) every
+ * X-Forwarded-*, Forwarded and X-Real-IP; then X-Forwarded-*, X-Request-Id and X-Consumer-Id set
+ * last. A new object, the kept headers in their order: deleting from the copy instead would turn
+ * it into a slow dictionary-mode object on every request (Authorization is always there).
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, original: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
-  for (const name of connectionListed(original.connection)) delete headers[name]
-  for (const name of Object.keys(headers)) {
+  const listed = connectionListed(original.connection)
+  const trusted = ctx.trustProxy
+  const out: IncomingHttpHeaders = {}
+  for (const name in headers) {
     // Pseudo-headers (RFC 9113 section 8.3) describe this hop's HTTP/2 request; never fields upstream.
     if (name.startsWith(':') || HOP_BY_HOP.has(name) || name === 'authorization' || name.startsWith('x-consumer-') || REQUEST_REWRITES.has(name) ||
-      underscoreSpoof(name) || (!ctx.trustProxy && name.startsWith('x-forwarded-'))) delete headers[name]
+      underscoreSpoof(name) || (listed.length > 0 && listed.includes(name)) ||
+      // The gateway answers `Expect: 100-continue` itself, once it admitted the request; the upstream
+      // client (undici) refuses to send the header at all, which turned such uploads (curl > 1 MB) into 502s.
+      name === 'expect' ||
+      // An untrusted client could claim any address in these; RFC 7239 Forwarded and X-Real-IP alike.
+      // Every other X-Forwarded-* (Port, Prefix, Scheme, Ssl, Server, Uri…) goes too: frameworks
+      // build redirects and absolute URLs from them.
+      (!trusted && (name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip'))) continue
+    out[name] = headers[name]
   }
-  // The gateway answers `Expect: 100-continue` itself, once it admitted the request; the upstream
-  // client (undici) refuses to send the header at all, which turned such uploads (curl > 1 MB) into 502s.
-  delete headers.expect
-  const priorFor = ctx.trustProxy ? original['x-forwarded-for'] : undefined
-  const priorProto = ctx.trustProxy ? original['x-forwarded-proto'] : undefined
-  const priorHost = ctx.trustProxy ? original['x-forwarded-host'] : undefined
-  if (!ctx.trustProxy) {
-    // An untrusted client could claim any address in these; RFC 7239 Forwarded and X-Real-IP alike.
-    // Every other X-Forwarded-* (Port, Prefix, Scheme, Ssl, Server, Uri…) went in the loop above:
-    // frameworks build redirects and absolute URLs from them.
-    delete headers.forwarded
-    delete headers['x-real-ip']
-  }
-  headers['x-forwarded-for'] = priorFor === undefined
+  const priorFor = trusted ? original['x-forwarded-for'] : undefined
+  const priorProto = trusted ? original['x-forwarded-proto'] : undefined
+  const priorHost = trusted ? original['x-forwarded-host'] : undefined
+  out['x-forwarded-for'] = priorFor === undefined
     ? ctx.remoteAddress
     : `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${ctx.remoteAddress}`
-  headers['x-forwarded-proto'] = typeof priorProto === 'string' && priorProto !== '' ? priorProto : ctx.protocol
-  headers['x-forwarded-host'] = typeof priorHost === 'string' && priorHost !== '' ? priorHost : ctx.host
-  headers['x-request-id'] = ctx.requestId
-  if (ctx.consumerId !== null) headers['x-consumer-id'] = ctx.consumerId
-  return headers
+  out['x-forwarded-proto'] = typeof priorProto === 'string' && priorProto !== '' ? priorProto : ctx.protocol
+  out['x-forwarded-host'] = typeof priorHost === 'string' && priorHost !== '' ? priorHost : ctx.host
+  out['x-request-id'] = ctx.requestId
+  if (ctx.consumerId !== null) out['x-consumer-id'] = ctx.consumerId
+  return out
 }
 
 /**
