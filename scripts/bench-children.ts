@@ -37,15 +37,16 @@ export interface Target {
 /**
  * Starts bench-target.js in `role`, pinned to the proxy core when `pin` is given (the upstream
  * stays with the load generator); with `cpuProfDir` the child runs under --cpu-prof. Every
- * contender runs with the Node.js options the gateway ships with (src/node-flags.ts): the same
- * runtime for all three.
+ * child, the upstream included, runs with the Node.js options the gateway ships with
+ * (src/node-flags.ts): the same runtime for the three contenders, and an upstream whose own
+ * full collections do not stall the paced rounds of whichever contender they fall in.
  */
 export async function startTarget (role: TargetRole, env: Record<string, string>, pin: Pinning | null, cpuProfDir: string | null): Promise<Target> {
   const script = fileURLToPath(new URL('./bench-target.js', import.meta.url))
   const profArgs = cpuProfDir === null || role === 'upstream'
     ? []
     : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${role}.cpuprofile`]
-  const nodeArgs = role === 'upstream' ? [] : [...NODE_FLAGS, ...profArgs]
+  const nodeArgs = [...NODE_FLAGS, ...profArgs]
   const argv = [...nodeArgs, script, role]
   // taskset execs node in the same process: the IPC channel (an inherited fd) still works.
   const [cmd, args] = pin !== null && role !== 'upstream'
