@@ -10,8 +10,6 @@ export const TARGET_PLUGIN = 'portcullis-target'
 /** The authorised and forwarded request line: `path` is exactly what the upstream receives. */
 export interface ProxyTarget { route: RouteConfig, path: string, query: string }
 
-export type { UpstreamFailureKind }
-
 declare module 'fastify' {
   interface FastifyInstance {
     /** The configured routes by prefix, made once (plugins/target.ts). */

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { RouteTable } from '../src/lib/route-table.js'
 import type { CircuitBreaker, CircuitPermit } from '../src/lib/circuit.js'
-import { badRequest, errorBody, upstreamError, type GatewayError } from '../src/lib/errors.js'
+import { badRequest, errorBody, type GatewayError } from '../src/lib/errors.js'
 import { acceptableRequestId, downstreamResponseHeaders, upstreamRequestHeaders } from '../src/lib/forward-headers.js'
 import { announcesBody, headerLines, isWebSocketUpgrade, rawHeaderLines, responseHead, type HeaderLine } from '../src/lib/upgrade-head.js'
 import { bearerToken } from '../src/lib/bearer.js'
@@ -23,9 +23,8 @@ import { toGatewayError } from '../plugins/errors.js'
 import { clientAddressOf, pathOnly } from '../plugins/request-log.js'
 import type { AuthSubject } from '../plugins/auth.js'
 import { GATEWAY_RESPONSE_HEADERS, admit } from './proxy.js'
-import { FAILURE_TEXT, classifyUpstreamError, upstreamFailureAnswer } from '../src/lib/upstream-failure.js'
+import { classifyUpstreamError, upstreamFailureAnswer, type UpstreamFailureKind } from '../src/lib/upstream-failure.js'
 import { resolveTarget, type ProxyTarget } from '../plugins/target.js'
-import type { UpstreamFailureKind } from '../src/lib/upstream-failure.js'
 import { TunnelRegistry } from './websocket-tunnels.js'
 
 /** What the proxy scope shares with its upgrade handler: the same table, breakers and trust rule. */
@@ -179,7 +178,7 @@ function forward (app: FastifyInstance, scope: UpgradeScope, tunnels: TunnelRegi
     if (res.statusCode !== 101) { // not a switch: nothing sane can follow on this connection
       upSocket.destroy()
       u.upstreamFailure = 'protocol'
-      answerWithError(app, u, upstreamError(FAILURE_TEXT.protocol))
+      answerWithError(app, u, upstreamFailureAnswer('protocol', route.timeoutMs))
       return
     }
     const lines = gatewayHeaders(u, rawHeaderLines(res.rawHeaders))

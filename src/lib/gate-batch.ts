@@ -49,18 +49,19 @@ export type BatchReply =
  */
 export function encodeGateBatch (defaultWindow: number, deadlineUs: number | null, checks: readonly GateCheck[]): EncodedBatch {
   if (checks.length === 0) throw new RangeError('a gate batch needs at least one check')
-  // record → the groups of that token (one per routes revision; nearly always one).
-  const byRecord = new Map<string, Array<{ rev: string, members: number[] }>>()
+  // A group is its first check (keys and revision) and the indexes of its checks; `byRecord`
+  // finds a token's groups (one per routes revision, nearly always one).
+  const byRecord = new Map<string, Array<{ check: GateCheck, members: number[] }>>()
   const groups: Array<{ check: GateCheck, members: number[] }> = []
   for (let i = 0; i < checks.length; i++) {
     const c = checks[i] as GateCheck
     let ofToken = byRecord.get(c.record)
     if (ofToken === undefined) byRecord.set(c.record, ofToken = [])
-    let g = ofToken.find((x) => x.rev === c.routesRev)
+    let g = ofToken.find((x) => x.check.routesRev === c.routesRev)
     if (g === undefined) {
-      g = { rev: c.routesRev, members: [] }
+      g = { check: c, members: [] }
       ofToken.push(g)
-      groups.push({ check: c, members: g.members })
+      groups.push(g)
     }
     g.members.push(i)
   }
