@@ -207,7 +207,10 @@ export default fp(async function gatePlugin (app) {
       state.checks = []
       for (let i = 0; i < all.length; i += MAX_GATE_BATCH) send(state, all.length <= MAX_GATE_BATCH ? all : all.slice(i, i + MAX_GATE_BATCH)).catch((err: unknown) => { app.log.error({ err }, 'gate batch failed') })
     }
-    if (holdUntil !== Infinity && holdTimer === null) {
+    if (holdUntil === Infinity) {
+      // Nothing held: a bound left armed would still wake an idle event loop when it runs out.
+      if (holdTimer !== null) { clearTimeout(holdTimer); holdTimer = null }
+    } else if (holdTimer === null) {
       holdTimer = setTimeout(() => { holdTimer = null; schedule() }, Math.max(0, holdUntil - now))
     }
   }

@@ -1,6 +1,8 @@
 // The gate coalesces the checks of one event-loop tick into one script call (plugins/gate.ts):
 // counted by Redis itself (INFO commandstats) on a private single node, with each check still
 // getting its own answer and duplicates of one token applied in order.
+import { createHook } from 'node:async_hooks'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import type { Redis } from 'ioredis'
@@ -9,6 +11,7 @@ import { Upstream } from '../helpers/upstream.js'
 import { CALM, startGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { digestApiKey, tokenKeys } from '../../src/tokens/keys.js'
+import { GATE_HOLD_MS } from '../../plugins/gate.js'
 
 const server = await new RedisServer().start()
 const upstream = await new Upstream().start()
@@ -114,4 +117,45 @@ t.test('one batch, many outcomes: unknown, expired, corrupt and good tokens each
   ])
   t.same(answers.map((a) => `${a.status} ${a.code ?? ''}`), ['200 ', '401 TOKEN_INVALID', '401 TOKEN_EXPIRED', '503 STORE_UNAVAILABLE', '429 RATE_LIMITED', '403 ROUTE_FORBIDDEN', '200 '])
   t.equal(answers[0]?.ratelimit, '"default";r=2;t=2160', 'the good token: its third unit of five (T = 720 s)')
+})
+
+t.test('a check held while a call is out: once the call is answered and the check sent, its GATE_HOLD_MS bound is cleared, not left to wake the event loop', async (t) => {
+  const digest = digestApiKey((await createTestToken(server.url)).key)
+  await gw.app.gate.check(digest) // key names cached, clock learnt: nothing else is in flight below
+  await sleep(GATE_HOLD_MS * 5) // any bound of the tests before has run out
+  // Timers made from here on. A timer that ran is _destroyed with its delay kept in _idleTimeout;
+  // clearTimeout sets _idleTimeout to -1.
+  type Timer = { _idleTimeout: number, _destroyed: boolean }
+  const made: Array<{ ms: number, at: number, timer: Timer }> = []
+  const hook = createHook({
+    init (_id, type, _trigger, resource) {
+      if (type === 'Timeout') made.push({ ms: (resource as Timer)._idleTimeout, at: performance.now(), timer: resource as Timer })
+    }
+  }).enable()
+  // A round decides only when Redis answers before the bound runs out (a slower Redis is meant to
+  // see the bound run): up to 20 rounds for one that does.
+  const cleared: boolean[] = []
+  try {
+    for (let round = 0; round < 20 && cleared.length === 0; round++) {
+      made.length = 0
+      const first = gw.app.gate.check(digest)
+      await nextTurn() // the gate's setImmediate ran first: the call of `first` is out
+      const held = gw.app.gate.check(digest)
+      await nextTurn() // its slot's call is out: held, with a bound
+      const bounds = made.filter((m) => m.ms > 0 && m.ms <= GATE_HOLD_MS)
+      t.equal(bounds.length, 1, 'the second check was held, with one bound')
+      const bound = bounds[0]
+      await first
+      if (bound === undefined) break
+      const answeredInTime = !bound.timer._destroyed
+      await nextTurn()
+      await nextTurn() // the flush that the answer scheduled has run: `held` went out in a call of its own
+      if (answeredInTime && performance.now() - bound.at < bound.ms) cleared.push(bound.timer._idleTimeout === -1)
+      await held
+      await sleep(GATE_HOLD_MS * 2)
+    }
+  } finally {
+    hook.disable()
+  }
+  t.same(cleared, [true], 'Redis answered within the bound, and the bound was cleared before it could run')
 })
