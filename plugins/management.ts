@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { surfaceOf } from '../src/lib/gateway-paths.js'
 import { notFound } from '../src/lib/errors.js'
+import { IDLE_CONNECTION_TIMEOUT_MS } from '../src/lib/config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -40,8 +41,7 @@ export default fp(async function managementPlugin (app) {
         arrived.add(req)
         app.routing(req, res)
       })
-      // As on the proxy listener: a keep-alive longer than common load balancers' idle timeout.
-      s.keepAliveTimeout = 72_000
+      s.keepAliveTimeout = IDLE_CONNECTION_TIMEOUT_MS // as on the proxy listener
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject)
         s.listen({ port: settings.port, host: settings.host }, () => { s.off('error', reject); resolve() })

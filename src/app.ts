@@ -5,7 +5,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import type { Config } from './lib/config.js'
+import { IDLE_CONNECTION_TIMEOUT_MS, type Config } from './lib/config.js'
 import type { RedisClient } from './redis-client.js'
 import { readTlsMaterial, type TlsMaterial } from './tls.js'
 import { acceptableRequestId } from './lib/forward-headers.js'
@@ -64,7 +64,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     return503OnClosing: false, // plugins/shutdown.ts serves in-flight keep-alive requests with Connection: close
     // An Http2SecureServer has no closeIdleConnections: plugins/shutdown.ts closes its idle ones.
     forceCloseConnections: config.tls === null ? 'idle' : false,
-    keepAliveTimeout: 72_000, // above the 60 s idle timeout of common load balancers
+    keepAliveTimeout: IDLE_CONNECTION_TIMEOUT_MS,
     requestTimeout: 0, // uploads stream for as long as they need; UPSTREAM_TIMEOUT_MS guards the upstream side
     connectionTimeout: 0,
     routerOptions: { maxParamLength: 8192 },
@@ -83,6 +83,14 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const app = Fastify(tls === null
     ? fastifyOptions
     : { ...fastifyOptions, http2: true, https: { allowHTTP1: true, cert: tls.cert, key: tls.key } } as FastifyServerOptions)
+  if (tls !== null) {
+    // Fastify sets these on an http.Server only. The HTTP/1.1 side of this listener (allowHTTP1)
+    // would otherwise keep an idle keep-alive connection forever and cut any request still
+    // arriving after Node's 300 s: the same limits as the plain listener instead.
+    const server = app.server as unknown as { keepAliveTimeout: number, requestTimeout: number }
+    server.keepAliveTimeout = IDLE_CONNECTION_TIMEOUT_MS
+    server.requestTimeout = 0
+  }
   if (buffered !== null) app.addHook('onClose', async () => { buffered.stopTimer() })
 
   await app.register(configPlugin, { config })

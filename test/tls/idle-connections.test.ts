@@ -1,0 +1,131 @@
+// Idle client connections on the TLS listener get the plain listener's limits: an HTTP/1.1
+// keep-alive connection is closed after IDLE_CONNECTION_TIMEOUT_MS between requests, an HTTP/2
+// session without an open stream for as long gets GOAWAY, and neither is cut while a response is
+// still coming. The behaviour runs with the timeout shortened on the live server (both read it when
+// a connection falls idle); the shipped values are asserted on their own.
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { sharedRedis } from '../helpers/redis.js'
+import { Upstream } from '../helpers/upstream.js'
+import { startGateway, CALM, type TestGateway } from '../helpers/gateway.js'
+import { createTestToken } from '../helpers/tokens.js'
+import { makeTestCertificate } from '../helpers/tls.js'
+import { h2Request, h2Session } from '../helpers/tls-clients.js'
+import { IDLE_CONNECTION_TIMEOUT_MS } from '../../src/lib/config.js'
+
+const SHORT_MS = 300
+const SLOW_MS = 3 * SHORT_MS
+
+const cert = makeTestCertificate()
+const redis = await sharedRedis()
+const up = await new Upstream((req, res) => {
+  const answer = (): void => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ url: req.url }))
+  }
+  if (req.url?.endsWith('/slow') === true) setTimeout(answer, SLOW_MS)
+  else answer()
+}).start()
+const token = await createTestToken(redis.url)
+const base = { ...CALM, REDIS_URL: redis.url, ROUTES: `/api=${up.url}` }
+const tlsGw = await startGateway({ ...base, TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile })
+const plainGw = await startGateway(base)
+const gateways: TestGateway[] = [tlsGw, plainGw]
+t.teardown(async () => {
+  for (const g of gateways) await g.app.close()
+  await up.close()
+  await redis.close()
+  cert.remove()
+})
+
+interface ListenerLimits { keepAliveTimeout?: number, requestTimeout?: number, headersTimeout?: number }
+const limits = (g: TestGateway): ListenerLimits => {
+  const s = g.app.server as unknown as ListenerLimits
+  return { keepAliveTimeout: s.keepAliveTimeout, requestTimeout: s.requestTimeout, headersTimeout: s.headersTimeout }
+}
+/** Shortens the idle timeout of `g`'s listener for one test. */
+function shorten (t: Test, g: TestGateway): void {
+  const s = g.app.server as unknown as { keepAliveTimeout: number }
+  s.keepAliveTimeout = SHORT_MS
+  t.teardown(() => { s.keepAliveTimeout = IDLE_CONNECTION_TIMEOUT_MS })
+}
+
+/** An HTTP/1.1 connection over TLS (ALPN http/1.1) and its bytes so far. */
+async function h1Connection (url: string): Promise<{ socket: TLSSocket, received: () => string, closed: Promise<number> }> {
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(url).port), ca: cert.cert, ALPNProtocols: ['http/1.1'] })
+  await once(socket, 'secureConnect')
+  let text = ''
+  socket.on('data', (c: Buffer) => { text += c.toString('latin1') })
+  socket.on('error', () => {})
+  const closed = once(socket, 'close').then(() => Date.now())
+  return { socket, received: () => text, closed }
+}
+
+async function until (what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms
+  while (!what()) {
+    if (Date.now() > end) return false
+    await sleep(10)
+  }
+  return true
+}
+
+t.test('the TLS listener has the plain listener\'s HTTP/1.1 limits: idle keep-alive closed after 72 s, no cap on a request\'s duration', async (t) => {
+  t.equal(IDLE_CONNECTION_TIMEOUT_MS, 72_000)
+  t.same(limits(tlsGw), limits(plainGw), 'same limits on both listeners')
+  t.equal(limits(tlsGw).keepAliveTimeout, IDLE_CONNECTION_TIMEOUT_MS, 'an idle keep-alive connection is closed')
+  t.equal(limits(tlsGw).requestTimeout, 0, 'an upload streams as long as it needs (Node would cut it at 300 s)')
+})
+
+t.test('HTTP/1.1 over TLS: an idle keep-alive connection is closed after the idle timeout, not while its response is coming', async (t) => {
+  shorten(t, tlsGw)
+  const c = await h1Connection(tlsGw.url)
+  t.teardown(() => c.socket.destroy())
+  const sent = Date.now()
+  c.socket.write(`GET /api/v1/slow HTTP/1.1\r\nHost: x\r\nAuthorization: ${token.bearer}\r\n\r\n`)
+  t.ok(await until(() => c.received().includes('"/api/v1/slow"'), 10_000), 'the slow answer arrived whole')
+  const answered = Date.now()
+  t.ok(answered - sent >= SLOW_MS - 50, `answered after ${answered - sent} ms: the connection was kept while the response was coming`)
+  t.match(c.received(), /^HTTP\/1\.1 200 /)
+  t.match(c.received(), /\r\nconnection: keep-alive\r\n/i)
+  const closedAt = await Promise.race([c.closed, sleep(10_000).then(() => null)])
+  t.not(closedAt, null, 'the idle connection was closed by the gateway')
+  if (closedAt !== null) t.ok(closedAt - answered >= SHORT_MS - 50 && closedAt - answered < SHORT_MS + 5000, `closed ${closedAt - answered} ms after its last answer (idle timeout ${SHORT_MS} ms)`)
+})
+
+t.test('HTTP/2: a session with no open stream gets GOAWAY after the idle timeout; a slow stream keeps it open', async (t) => {
+  shorten(t, tlsGw)
+  const session = await h2Session(tlsGw.url, cert.cert)
+  t.teardown(() => { session.destroy() })
+  let goawayAt: number | null = null
+  session.on('goaway', () => { goawayAt ??= Date.now() })
+  const closed = once(session, 'close').then(() => Date.now())
+  const sent = Date.now()
+  const slow = await h2Request(tlsGw.url, cert.cert, { path: '/api/v1/slow', headers: { authorization: token.bearer } }, session)
+  const answered = Date.now()
+  t.equal(slow.status, 200, 'the slow stream finished')
+  t.same(JSON.parse(slow.body.toString('utf8')), { url: '/api/v1/slow' })
+  t.ok(answered - sent >= SLOW_MS - 50, `answered after ${answered - sent} ms, longer than the idle timeout`)
+  t.equal(goawayAt, null, 'no GOAWAY while a stream was open')
+  // A second request on the same session: an idle session is reused until the timeout.
+  const quick = await h2Request(tlsGw.url, cert.cert, { path: '/api/v1/quick', headers: { authorization: token.bearer } }, session)
+  t.equal(quick.status, 200, 'the session still served a new stream')
+  const last = Date.now()
+  t.ok(await until(() => goawayAt !== null, 10_000), 'GOAWAY once the session was idle')
+  if (goawayAt !== null) t.ok(goawayAt - last >= SHORT_MS - 50 && goawayAt - last < SHORT_MS + 5000, `GOAWAY ${goawayAt - last} ms after the last stream ended (idle timeout ${SHORT_MS} ms)`)
+  const closedAt = await Promise.race([closed, sleep(10_000).then(() => null)])
+  t.not(closedAt, null, 'and the connection closed')
+})
+
+t.test('HTTP/2: a session that never opens a stream gets GOAWAY after the idle timeout', async (t) => {
+  shorten(t, tlsGw)
+  const opened = Date.now()
+  const session = await h2Session(tlsGw.url, cert.cert)
+  t.teardown(() => { session.destroy() })
+  const goaway = once(session, 'goaway').then(() => Date.now())
+  const at = await Promise.race([goaway, sleep(10_000).then(() => null)])
+  t.not(at, null, 'GOAWAY')
+  if (at !== null) t.ok(at - opened >= SHORT_MS - 50, `after ${at - opened} ms (idle timeout ${SHORT_MS} ms)`)
+})
