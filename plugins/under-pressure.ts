@@ -1,12 +1,17 @@
 import fp from 'fastify-plugin'
-import underPressure, { TYPE_HEALTH_CHECK } from '@fastify/under-pressure'
+import underPressure, { TYPE_EVENT_LOOP_DELAY, TYPE_EVENT_LOOP_UTILIZATION, TYPE_HEALTH_CHECK, TYPE_HEAP_USED_BYTES, TYPE_RSS_BYTES } from '@fastify/under-pressure'
 import { pingStore } from '../src/redis-client.js'
-import { storeUnavailable, underPressure as underPressureError } from '../src/lib/errors.js'
+import { storeUnavailable, underPressure as underPressureError, type GatewayError } from '../src/lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Which under-pressure check is failing right now (for /readyz), or null. */
     underPressureReason: () => string | null
+    /**
+     * The answer load shedding gives a new request right now, or null: what the onRequest hook
+     * throws, for the requests no hook sees (WebSocket upgrades, routes/websocket.ts).
+     */
+    pressureRefusal: () => GatewayError | null
   }
   interface FastifyContextConfig {
     /** Probe routes opt out so Kubernetes sees the truth instead of a blanket 503. */
@@ -58,11 +63,22 @@ export default fp(async function underPressurePlugin (app) {
     },
     // A rejected promise goes to the error handler, which answers in the shape of docs/reference.md.
     pressureHandler: async (_request, _reply, type) => {
-      throw type === TYPE_HEALTH_CHECK ? storeUnavailable() : underPressureError(type)
+      throw refusalFor(type)
     }
   })
 
   app.addHook('onReady', async () => { started = true })
+
+  // The checks in the order the plugin's onRequest hook makes them, so both give the same answer.
+  app.decorate('pressureRefusal', (): GatewayError | null => {
+    if (!app.isUnderPressure()) return null
+    const m = app.memoryUsage()
+    if (p.maxEventLoopDelayMs > 0 && m.eventLoopDelay > p.maxEventLoopDelayMs) return refusalFor(TYPE_EVENT_LOOP_DELAY)
+    if (p.maxHeapUsedBytes > 0 && m.heapUsed > p.maxHeapUsedBytes) return refusalFor(TYPE_HEAP_USED_BYTES)
+    if (p.maxRssBytes > 0 && m.rssBytes > p.maxRssBytes) return refusalFor(TYPE_RSS_BYTES)
+    if (!redisHealthy) return refusalFor(TYPE_HEALTH_CHECK)
+    return refusalFor(TYPE_EVENT_LOOP_UTILIZATION)
+  })
 
   app.decorate('underPressureReason', (): string | null => {
     if (!app.isUnderPressure()) return null
@@ -74,3 +90,8 @@ export default fp(async function underPressurePlugin (app) {
     return `eventLoopUtilization ${m.eventLoopUtilized.toFixed(2)}`
   })
 }, { name: 'portcullis-under-pressure', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis'] })
+
+/** Shed requests get 503 with Retry-After; when the failing check is Redis, the code is STORE_UNAVAILABLE. */
+function refusalFor (type: string): GatewayError {
+  return type === TYPE_HEALTH_CHECK ? storeUnavailable() : underPressureError(type)
+}

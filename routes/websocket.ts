@@ -1,9 +1,10 @@
 /**
  * WebSocket upgrades on proxied routes. Fastify never routes an upgrade (Node hands the socket to
  * the server's `upgrade` listener), so this runs the proxy's own checks in the proxy's order
- * (path 400 → route 404 → token 401/403 → limit 429 → circuit 503), answers a refusal as an
- * HTTP/1.1 response on the raw socket, sends the handshake upstream with the request header
- * rules, and after the upstream's 101 joins the two sockets (routes/websocket-tunnels.ts).
+ * (path 400 → route 404 → load shedding 503 → token 401/403 → limit 429 → circuit 503), answers
+ * a refusal as an HTTP/1.1 response on the raw socket, sends the handshake upstream with the
+ * request header rules, and after the upstream's 101 joins the two sockets
+ * (routes/websocket-tunnels.ts).
  */
 import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
@@ -107,6 +108,9 @@ async function handleWebSocket (app: FastifyInstance, scope: UpgradeScope, tunne
   let permit: CircuitPermit
   try {
     u.target = resolveTarget(scope.table, req.url ?? '')
+    // Load shedding, where the under-pressure hook stands for other requests: before any Redis call.
+    const shed = app.pressureRefusal()
+    if (shed !== null) throw shed
     await app.authorize(u)
     if (u.rateLimit !== null) u.limitHeaders = app.rateLimitVerdict(u.rateLimit)
     permit = admit(scope.breakers.get(u.target.route.prefix) as CircuitBreaker)

@@ -6,6 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { RedisServer, sharedRedis } from './helpers/redis.js'
 import { Upstream } from './helpers/upstream.js'
 import { CALM, startGateway, type TestGateway } from './helpers/gateway.js'
+import { createTestToken } from './helpers/tokens.js'
+import { WsUpstream } from './helpers/ws-upstream.js'
+import { rawHandshake } from './helpers/ws-client.js'
+import { rawRequest, header, json } from './helpers/raw-http.js'
 
 const upstream = await new Upstream().start()
 t.teardown(() => upstream.close())
@@ -50,6 +54,28 @@ t.test('over a heap threshold: proxied requests are shed with 503, probes and me
   const metrics = await get(gw, '/metrics')
   t.equal(metrics.status, 200, '/metrics is exempt: a scrape shows the shedding')
   t.match(metrics.body.text, /portcullis_gateway_errors_total\{route="\/api\/v1\/users",code="UNDER_PRESSURE"\} [1-9]/)
+})
+
+t.test('over a heap threshold: a WebSocket upgrade is shed too, before its token is checked, and never reaches the upstream', async (t) => {
+  const server = await new RedisServer().start()
+  const ws = await new WsUpstream().start()
+  const token = await createTestToken(server.url)
+  const gw = await startGateway({ ...CALM, REDIS_URL: server.url, ROUTES: `/ws=${ws.url}`, PRESSURE_MAX_HEAP_USED_BYTES: '1' })
+  t.teardown(async () => { await gw.app.close(); await ws.close(); await server.close() })
+  const admin = server.client()
+  t.teardown(() => admin.disconnect())
+
+  t.ok(await eventually(10_000, async () => (await get(gw, '/ws/plain')).status === 503), 'shedding has started (a plain request is shed)')
+  await admin.config('RESETSTAT')
+  const res = await rawRequest(gw.url, rawHandshake('/ws/chat', [`Authorization: ${token.bearer}`, 'X-Request-Id: shed-ws-1']))
+  t.equal(res.status, 503)
+  t.match(json(res), { statusCode: 503, code: 'UNDER_PRESSURE', message: /heapUsedBytes/ })
+  t.match(header(res, 'retry-after'), /^\d+$/)
+  t.equal(header(res, 'x-request-id'), 'shed-ws-1')
+  t.equal(ws.upgrades.length, 0, 'no upgrade reached the upstream')
+  t.equal(ws.connections, 0, 'no connection was opened to it')
+  const stats = await admin.info('commandstats')
+  t.notMatch(stats, /cmdstat_eval(sha)?:/, 'no token check or rate-limit call was made for it')
 })
 
 t.test('Redis stopped: /readyz is 503 with a redis reason, proxied requests 503; back to ready when it returns', async (t) => {
