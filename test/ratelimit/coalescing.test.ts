@@ -132,30 +132,31 @@ t.test('a check held while a call is out: once the call is answered and the chec
       if (type === 'Timeout') made.push({ ms: (resource as Timer)._idleTimeout, at: performance.now(), timer: resource as Timer })
     }
   }).enable()
-  // A round decides only when Redis answers before the bound runs out (a slower Redis is meant to
-  // see the bound run): up to 20 rounds for one that does.
+  // A round decides only when the second check was held (its flush came within GATE_HOLD_MS of the
+  // first call, before the reply) and Redis answered before the bound ran out (a slower Redis is
+  // meant to see the bound run): on a loaded machine that may take a few rounds.
   const cleared: boolean[] = []
+  let rounds = 0
   try {
-    for (let round = 0; round < 20 && cleared.length === 0; round++) {
+    while (rounds < 50 && cleared.length === 0) {
+      rounds++
       made.length = 0
       const first = gw.app.gate.check(digest)
       await nextTurn() // the gate's setImmediate ran first: the call of `first` is out
       const held = gw.app.gate.check(digest)
       await nextTurn() // its slot's call is out: held, with a bound
-      const bounds = made.filter((m) => m.ms > 0 && m.ms <= GATE_HOLD_MS)
-      t.equal(bounds.length, 1, 'the second check was held, with one bound')
-      const bound = bounds[0]
+      const bound = made.find((m) => m.ms > 0 && m.ms <= GATE_HOLD_MS)
       await first
-      if (bound === undefined) break
-      const answeredInTime = !bound.timer._destroyed
+      const answeredInTime = bound !== undefined && !bound.timer._destroyed
       await nextTurn()
       await nextTurn() // the flush that the answer scheduled has run: `held` went out in a call of its own
-      if (answeredInTime && performance.now() - bound.at < bound.ms) cleared.push(bound.timer._idleTimeout === -1)
+      if (bound !== undefined && answeredInTime && performance.now() - bound.at < bound.ms) cleared.push(bound.timer._idleTimeout === -1)
       await held
       await sleep(GATE_HOLD_MS * 2)
     }
   } finally {
     hook.disable()
   }
+  t.comment(`decided in round ${rounds}`)
   t.same(cleared, [true], 'Redis answered within the bound, and the bound was cleared before it could run')
 })
