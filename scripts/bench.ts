@@ -7,8 +7,9 @@
  * bare…), so a change in the machine's load hits all three alike. Then bare and gateway are paced at
  * half the bare proxy's maximum rate, the requests evenly spread in time (scripts/bench-paced.ts),
  * to compare p99 latencies. Prints req/s, p50/p99, server CPU
- * time per request, RSS, the ratios and the targets, writes bench-results.json, and exits 1 when a
- * target is missed or any answer was not the upstream's 2xx.
+ * time per request, RSS, the ratios and the targets, and the CPU time the hypervisor took from each
+ * core meanwhile (scripts/cpu-steal.ts), writes bench-results.json, and exits 1 when a target is
+ * missed or any answer was not the upstream's 2xx.
  *
  * Environment: BENCH_DURATION (s per round, default 5), BENCH_ROUNDS (default 3), BENCH_WARMUP
  * (s, default 2), BENCH_PACED_DURATION (s, default 5), BENCH_CONNECTIONS (default 50, below the
@@ -29,6 +30,7 @@ import { startRedis, commandCalls, callsBetween, commandsOutsideScript, type Ben
 import { CONTENDERS, CONTENDER_NAMES, checkTargets, summarise, problems, pacedProblems, printReport, ratio, type Contender, type Measured } from './bench-report.js'
 import { pinSelf, startTarget, type Target } from './bench-children.js'
 import { pacedLoad } from './bench-paced.js'
+import { readCoreTimes, stealPercent, type CoreTimes } from './cpu-steal.js'
 
 const PREFIX = '/api/v1/bench'
 const PATH = `${PREFIX}/items?page=1`
@@ -40,6 +42,11 @@ const RESULTS_FILE = 'bench-results.json'
  * 38–150 ms, then 3 ms in the rounds after), which is not the steady state the target is about.
  */
 const PACED_WARMUP_SECONDS = 1
+/**
+ * Steal above this share of a core's time marks a run as noisy: on the development machine a
+ * quiet run showed 0–2 %, and runs at 12–25 % drifted by 2× in req/s between adjacent rounds.
+ */
+const NOISY_STEAL_PERCENT = 5
 /** The gateway's default MAX_IN_FLIGHT_PER_TOKEN: one token's connections must stay below it. */
 const IN_FLIGHT_LIMIT = 256
 
@@ -150,6 +157,12 @@ async function main (): Promise<number> {
     }
     await sleep(300) // requests cut off at the end of a warm-up reach their server before the first round
 
+    const steal: { fullLoad: number[] | null, paced: number[] | null } = { fullLoad: null, paced: null }
+    const stealSince = (from: CoreTimes[] | null): number[] | null => {
+      const to = readCoreTimes()
+      return from === null || to === null ? null : stealPercent(from, to)
+    }
+    const fullLoadFrom = readCoreTimes()
     const calls = { before: new Map<string, number>(), delta: {} as Record<string, number> }
     let served = 0
     let sent = 0
@@ -171,8 +184,10 @@ async function main (): Promise<number> {
         console.log(`${Math.round(result.requests.total / result.duration)} req/s`)
       }
     }
+    steal.fullLoad = stealSince(fullLoadFrom)
     const bareMax = summarise(measured.bare).requestsPerSecond
     const pacedRate = Math.max(1, Math.floor(bareMax / 2))
+    const pacedFrom = readCoreTimes()
     for (let i = 0; i < pacedRounds; i++) {
       for (const c of roundOrder(['bare', 'gateway'] as const, i)) {
         process.stdout.write(`paced ${i + 1} at ${pacedRate} req/s: ${CONTENDER_NAMES[c]} … `)
@@ -183,6 +198,7 @@ async function main (): Promise<number> {
         console.log(`p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms, max ${result.latency.max.toFixed(1)} ms`)
       }
     }
+    steal.paced = stealSince(pacedFrom)
     for (const c of CONTENDERS) measured[c].rssAfter = (await started[c].stats()).rss
     for (const c of CONTENDERS) await started[c].stop()
     await upstream.stop()
@@ -201,6 +217,11 @@ async function main (): Promise<number> {
     console.log(`  other commands during the gateway rounds: ${others === '' ? 'none' : others} (PING is the 1 s readiness check)`)
     const logLines = { gateway: await countLines(logFiles.gateway), diy: await countLines(logFiles.diy) }
     console.log(`Log files (buffered pino destination, info): gateway ${logLines.gateway} lines, ${(await stat(logFiles.gateway)).size} bytes; do-it-yourself ${logLines.diy} lines`)
+    if (steal.fullLoad !== null && steal.paced !== null) {
+      const cores = (xs: number[]): string => xs.map((x, i) => `core ${i} ${x.toFixed(1)} %`).join(', ')
+      console.log(`CPU time the hypervisor took (steal): full-load rounds ${cores(steal.fullLoad)}; paced rounds ${cores(steal.paced)}` +
+        (Math.max(...steal.fullLoad, ...steal.paced) > NOISY_STEAL_PERCENT ? ` — over ${NOISY_STEAL_PERCENT} %: this run's figures are noisy` : ''))
+    }
     if (process.env.BENCH_KEEP_LOGS === '1') console.log(`Logs kept in ${tmp}`)
     if (s.cpuProfDir !== null) console.log(`CPU profiles in ${s.cpuProfDir}: bare.cpuprofile, gateway.cpuprofile, diy.cpuprofile`)
 
@@ -219,6 +240,7 @@ async function main (): Promise<number> {
       cpuModel,
       loadAverageAtStart: Math.round(load1 * 100) / 100,
       pinning: pin === null ? 'none' : `proxy on core ${pin.proxy}; autocannon, upstream, Redis on core ${pin.load}`,
+      stealPercentPerCore: steal,
       settings: { durationSeconds: s.duration, rounds: s.rounds, warmupSeconds: s.warmup, pacedSeconds: s.paced, pacedRate, connections: s.connections, path: PATH },
       redis: redis.private ? 'private redis-server' : 'REDIS_URL',
       contenders: Object.fromEntries(CONTENDERS.map((c) => [c, { name: CONTENDER_NAMES[c], ...summary[c] }])),
