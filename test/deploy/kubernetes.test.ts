@@ -28,7 +28,7 @@ async function gatewayRoutes (): Promise<(url: string) => boolean> {
   return (url) => app.hasRoute({ method: 'GET', url })
 }
 
-interface Probe { httpGet?: { path: string, port: string | number } }
+interface Probe { httpGet?: { path: string, port: string | number, scheme?: string } }
 interface Container {
   name: string
   image: string
@@ -41,12 +41,14 @@ interface Container {
   lifecycle?: { preStop?: { exec?: { command: string[] }, sleep?: { seconds: number } } }
   resources?: { requests?: Record<string, string>, limits?: Record<string, string> }
   securityContext?: { allowPrivilegeEscalation?: boolean, readOnlyRootFilesystem?: boolean, capabilities?: { drop?: string[] } }
+  volumeMounts?: Array<{ name: string, mountPath: string, readOnly?: boolean }>
 }
 interface PodSpec {
   automountServiceAccountToken?: boolean
   terminationGracePeriodSeconds?: number
-  securityContext?: { runAsNonRoot?: boolean, runAsUser?: number, seccompProfile?: { type: string } }
+  securityContext?: { runAsNonRoot?: boolean, runAsUser?: number, runAsGroup?: number, fsGroup?: number, seccompProfile?: { type: string } }
   containers: Container[]
+  volumes?: Array<{ name: string, secret?: { secretName: string, defaultMode?: number } }>
 }
 type Deployment = K8sObject & { spec: { replicas: number, selector: { matchLabels: Record<string, string> }, template: { metadata: { labels: Record<string, string> }, spec: PodSpec } } }
 
@@ -105,9 +107,12 @@ function checkGateway (t: Test, objects: K8sObject[], isRoute: (url: string) => 
   t.equal(c.livenessProbe?.httpGet?.path, '/healthz', 'liveness: /healthz')
   t.equal(c.readinessProbe?.httpGet?.path, '/readyz', 'readiness: /readyz')
   t.equal(c.startupProbe?.httpGet?.path, '/healthz', 'startup: /healthz (answers once Redis did)')
+  // With TLS_CERT_FILE the port speaks only HTTPS: a plain-HTTP probe would fail every time.
+  const scheme = config.tls === null ? 'HTTP' : 'HTTPS'
   for (const p of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
     t.ok(isRoute(p?.httpGet?.path ?? ''), `${p?.httpGet?.path} is a route of the gateway`)
     t.equal(p?.httpGet?.port, 'http', 'probes the named port "http"')
+    t.equal(p?.httpGet?.scheme ?? 'HTTP', scheme, `probes ${p?.httpGet?.path} with ${scheme}, as the port speaks`)
   }
 
   // Shutdown: the kubelet's grace covers preStop and the gateway's own drain.
@@ -153,7 +158,27 @@ function checkHardening (t: Test, objects: K8sObject[]): void {
   }
 }
 
-function checkOverlay (t: Test, name: string, objects: K8sObject[], isRoute: (url: string) => boolean): void {
+/** The TLS overlay: the certificate files the variables name are the keys of a read-only Secret mount. */
+function checkTls (t: Test, objects: K8sObject[]): void {
+  const c = gateway(objects)
+  const pod = podSpec(one(objects, 'Deployment', 'portcullis'))
+  const config = loadConfig(gatewayEnv(objects, c))
+  t.not(config.tls, null, 'TLS_CERT_FILE and TLS_KEY_FILE are set')
+  for (const [name, file, key] of [['TLS_CERT_FILE', config.tls?.certFile, 'tls.crt'], ['TLS_KEY_FILE', config.tls?.keyFile, 'tls.key']] as const) {
+    const mount = (c.volumeMounts ?? []).find((m) => file?.startsWith(m.mountPath + '/') === true)
+    t.ok(mount !== undefined, `${name} lies in a mounted volume`)
+    if (mount === undefined || file === undefined) continue
+    t.equal(mount.readOnly, true, `${name}: the mount is read-only`)
+    t.equal(file.slice(mount.mountPath.length + 1), key, `${name} is the Secret key ${key} (a kubernetes.io/tls Secret)`)
+    const volume = (pod.volumes ?? []).find((v) => v.name === mount.name)
+    t.equal(volume?.secret?.secretName, 'portcullis-tls', `${name} comes from the Secret portcullis-tls`)
+    t.equal(volume?.secret?.defaultMode, 0o440, `${name}: readable by the owner and the group only`)
+  }
+  t.equal(pod.securityContext?.fsGroup, pod.securityContext?.runAsGroup, 'the files\' group is the gateway\'s group (fsGroup = runAsGroup)')
+  t.equal(objects.filter((o) => o.kind === 'Secret').length, 0, 'no key committed: the Secret is made outside')
+}
+
+function checkOverlay (t: Test, name: string, objects: K8sObject[], isRoute: (url: string) => boolean, rendered: boolean): void {
   const monitors = objects.filter((o) => o.kind === 'ServiceMonitor')
   const secrets = objects.filter((o) => o.kind === 'Secret')
   if (name === 'base') {
@@ -174,6 +199,10 @@ function checkOverlay (t: Test, name: string, objects: K8sObject[], isRoute: (ur
     const url = new URL(Buffer.from(secret.data.REDIS_URL ?? '', 'base64').toString())
     t.equal(url.hostname, redis.metadata.name, 'REDIS_URL names the scratch Redis Service')
     t.equal(Number(url.port), redis.spec.ports[0]?.port, 'REDIS_URL has its port')
+  } else if (name === 'tls') {
+    // Its patch changes the base's Deployment: only the rendered objects show it.
+    if (rendered) checkTls(t, objects)
+    else t.equal(objects.filter((o) => o.kind === 'Secret').length, 0, 'no key committed: the Secret is made outside')
   } else {
     t.fail(`overlay ${name} has no checks in this test`)
   }
@@ -183,7 +212,7 @@ function checkOverlay (t: Test, name: string, objects: K8sObject[], isRoute: (ur
 const nameOf = (dir: string): string => dir.endsWith('base') ? 'base' : dir.split('/').pop() as string
 
 test('the overlays are the ones documented', async (t) => {
-  t.same(overlays.sort(), ['prometheus', 'scratch'])
+  t.same(overlays.sort(), ['prometheus', 'scratch', 'tls'])
 })
 
 for (const dir of dirs) {
@@ -194,7 +223,7 @@ for (const dir of dirs) {
     for (const o of objects) await t.resolves(validateObject(o), `${o.kind} ${o.metadata.name} validates`)
     checkGateway(t, objects, isRoute)
     checkHardening(t, objects)
-    checkOverlay(t, name, objects, isRoute)
+    checkOverlay(t, name, objects, isRoute, false)
   })
 
   test(`${name}: kubectl kustomize renders it, and the rendered objects validate`, { skip: kubectl === null ? 'kubectl is not on PATH (.ci/run installs it): only the raw files were checked' : false }, async (t) => {
@@ -209,7 +238,7 @@ for (const dir of dirs) {
     t.equal(gateway(objects).image, `portcullis:${pkg.version}`, 'the kustomization tags the image with the package version')
     checkGateway(t, objects, isRoute)
     checkHardening(t, objects)
-    checkOverlay(t, name, objects, isRoute)
+    checkOverlay(t, name, objects, isRoute, true)
   })
 }
 
