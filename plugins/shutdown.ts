@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { IncomingMessage } from 'node:http'
-import type { Http2ServerRequest, Http2Session, Http2Stream } from 'node:http2'
+import type { Http2ServerRequest, Http2Session } from 'node:http2'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,37 +51,16 @@ export default fp(async function shutdownPlugin (app) {
 }, { name: 'portcullis-shutdown', fastify: '5.x' })
 
 /**
- * The HTTP/2 sessions of the TLS listener (TLS_CERT_FILE), for two things Node does not do itself:
- * - Idle sessions: a session without an open stream for the listener's keepAliveTimeout
- *   (IDLE_CONNECTION_TIMEOUT_MS, as for an idle HTTP/1.1 keep-alive connection) gets GOAWAY and
- *   closes. Node's own session timeout counts any silence, a slow stream's too, and is off.
- * - Shutdown: Fastify 5 on Node 20 does not send GOAWAY on an Http2SecureServer when it closes,
- *   and server.close() waits for every session: an idle h2 connection would hold the shutdown until
- *   the grace ran out. Every session gets GOAWAY at close; its open streams finish. (Idle HTTP/1.1
- *   keep-alive sockets on the same listener are closed by Node's allowHTTP1 close itself.)
+ * Fastify 5 on Node 20 does not send GOAWAY on an Http2SecureServer (TLS_CERT_FILE) when it closes,
+ * and server.close() waits for every session: an idle h2 connection would hold the shutdown until
+ * the grace ran out. Every session gets GOAWAY at close; its open streams finish. (Idle HTTP/1.1
+ * keep-alive sockets on the same listener are closed by Node's allowHTTP1 close itself.)
  */
 function trackSessions (app: FastifyInstance): () => void {
   const sessions = new Set<Http2Session>()
-  // Read when a session falls idle: src/app.ts sets it; a test may shorten it.
-  const listener = app.server as unknown as { keepAliveTimeout?: number }
   app.server.on('session', (session: Http2Session) => {
     sessions.add(session)
-    let open = 0
-    let idle: NodeJS.Timeout | null = null
-    const goAwayWhenIdle = (): void => {
-      const ms = listener.keepAliveTimeout ?? 0
-      if (ms > 0) idle = setTimeout(() => { if (!session.closed && !session.destroyed) session.close() }, ms).unref()
-    }
-    goAwayWhenIdle()
-    session.on('stream', (stream: Http2Stream) => {
-      open++
-      if (idle !== null) { clearTimeout(idle); idle = null }
-      stream.once('close', () => { if (--open === 0 && !session.closed && !session.destroyed) goAwayWhenIdle() })
-    })
-    session.once('close', () => {
-      sessions.delete(session)
-      if (idle !== null) clearTimeout(idle)
-    })
+    session.once('close', () => { sessions.delete(session) })
   })
   return () => {
     for (const session of sessions) if (!session.closed) session.close()

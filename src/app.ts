@@ -38,6 +38,8 @@ export interface BuildOptions {
   logStream?: NodeJS.WritableStream
   /** The proxy listener's certificate and key, already checked (src/tls.ts); read from config.tls when absent. */
   tls?: TlsMaterial
+  /** How long an idle client connection stays open (ms); IDLE_CONNECTION_TIMEOUT_MS when absent (tests shorten it). */
+  idleTimeoutMs?: number
 }
 
 /** Paths redacted from every log line: the token must never reach a log. */
@@ -49,6 +51,7 @@ const streamOption = (stream: NodeJS.WritableStream | undefined): { stream?: Nod
 
 /** Builds the gateway; call `listen` (src/server.ts) or `inject` on the result. */
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_CONNECTION_TIMEOUT_MS
   // JSON lines to stdout go through a buffer, not one write(2) per line (docs/performance.md).
   const buffered = opts.logStream === undefined && config.logFormat === 'json' ? bufferedLog(1) : null
   const fastifyOptions: FastifyServerOptions = {
@@ -64,7 +67,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     return503OnClosing: false, // plugins/shutdown.ts serves in-flight keep-alive requests with Connection: close
     // An Http2SecureServer has no closeIdleConnections: plugins/shutdown.ts closes its idle ones.
     forceCloseConnections: config.tls === null ? 'idle' : false,
-    keepAliveTimeout: IDLE_CONNECTION_TIMEOUT_MS,
+    keepAliveTimeout: idleTimeoutMs,
     requestTimeout: 0, // uploads stream for as long as they need; UPSTREAM_TIMEOUT_MS guards the upstream side
     connectionTimeout: 0,
     routerOptions: { maxParamLength: 8192 },
@@ -82,13 +85,14 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const tls = opts.tls ?? (config.tls === null ? null : readTlsMaterial(config.tls))
   const app = Fastify(tls === null
     ? fastifyOptions
-    : { ...fastifyOptions, http2: true, https: { allowHTTP1: true, cert: tls.cert, key: tls.key } } as FastifyServerOptions)
+    // http2SessionTimeout: an HTTP/2 session silent this long gets GOAWAY (its open streams finish).
+    : { ...fastifyOptions, http2: true, http2SessionTimeout: idleTimeoutMs, https: { allowHTTP1: true, cert: tls.cert, key: tls.key } } as FastifyServerOptions)
   if (tls !== null) {
     // Fastify sets these on an http.Server only. The HTTP/1.1 side of this listener (allowHTTP1)
     // would otherwise keep an idle keep-alive connection forever and cut any request still
     // arriving after Node's 300 s: the same limits as the plain listener instead.
     const server = app.server as unknown as { keepAliveTimeout: number, requestTimeout: number }
-    server.keepAliveTimeout = IDLE_CONNECTION_TIMEOUT_MS
+    server.keepAliveTimeout = idleTimeoutMs
     server.requestTimeout = 0
   }
   if (buffered !== null) app.addHook('onClose', async () => { buffered.stopTimer() })

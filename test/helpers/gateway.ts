@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type BuildOptions } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/lib/config.js'
 
 /** Log lines captured from an app, parsed from pino's JSON. */
@@ -30,10 +30,10 @@ export interface TestGateway {
 }
 
 /** Builds the app exactly like production and listens on a free loopback port. */
-export async function startGateway (env: Record<string, string>): Promise<TestGateway> {
+export async function startGateway (env: Record<string, string>, build: Pick<BuildOptions, 'idleTimeoutMs'> = {}): Promise<TestGateway> {
   const config = testConfig(env)
   const logs = new LogCapture()
-  const app = await buildApp(config, { logStream: logs })
+  const app = await buildApp(config, { ...build, logStream: logs })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const addr = app.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('no address')
