@@ -69,25 +69,31 @@ export default fp(async function underPressurePlugin (app) {
 
   app.addHook('onReady', async () => { started = true })
 
-  // The checks in the order the plugin's onRequest hook makes them, so both give the same answer.
+  /** The first memory or event-loop-delay threshold exceeded, in the onRequest hook's order, or null. */
+  const overThreshold = (m: ReturnType<typeof app.memoryUsage>): string | null => {
+    if (p.maxEventLoopDelayMs > 0 && m.eventLoopDelay > p.maxEventLoopDelayMs) return TYPE_EVENT_LOOP_DELAY
+    if (p.maxHeapUsedBytes > 0 && m.heapUsed > p.maxHeapUsedBytes) return TYPE_HEAP_USED_BYTES
+    if (p.maxRssBytes > 0 && m.rssBytes > p.maxRssBytes) return TYPE_RSS_BYTES
+    return null
+  }
+
+  // The checks in the order the plugin's onRequest hook makes them (thresholds, then Redis, then
+  // utilisation), so both give the same answer.
   app.decorate('pressureRefusal', (): GatewayError | null => {
     if (!app.isUnderPressure()) return null
-    const m = app.memoryUsage()
-    if (p.maxEventLoopDelayMs > 0 && m.eventLoopDelay > p.maxEventLoopDelayMs) return refusalFor(TYPE_EVENT_LOOP_DELAY)
-    if (p.maxHeapUsedBytes > 0 && m.heapUsed > p.maxHeapUsedBytes) return refusalFor(TYPE_HEAP_USED_BYTES)
-    if (p.maxRssBytes > 0 && m.rssBytes > p.maxRssBytes) return refusalFor(TYPE_RSS_BYTES)
-    if (!redisHealthy) return refusalFor(TYPE_HEALTH_CHECK)
-    return refusalFor(TYPE_EVENT_LOOP_UTILIZATION)
+    return refusalFor(overThreshold(app.memoryUsage()) ?? (redisHealthy ? TYPE_EVENT_LOOP_UTILIZATION : TYPE_HEALTH_CHECK))
   })
 
   app.decorate('underPressureReason', (): string | null => {
     if (!app.isUnderPressure()) return null
     if (!redisHealthy) return 'redis'
     const m = app.memoryUsage()
-    if (p.maxEventLoopDelayMs > 0 && m.eventLoopDelay > p.maxEventLoopDelayMs) return `eventLoopDelay ${Math.round(m.eventLoopDelay)} ms`
-    if (p.maxHeapUsedBytes > 0 && m.heapUsed > p.maxHeapUsedBytes) return `heapUsedBytes ${m.heapUsed}`
-    if (p.maxRssBytes > 0 && m.rssBytes > p.maxRssBytes) return `rssBytes ${m.rssBytes}`
-    return `eventLoopUtilization ${m.eventLoopUtilized.toFixed(2)}`
+    switch (overThreshold(m)) {
+      case TYPE_EVENT_LOOP_DELAY: return `eventLoopDelay ${Math.round(m.eventLoopDelay)} ms`
+      case TYPE_HEAP_USED_BYTES: return `heapUsedBytes ${m.heapUsed}`
+      case TYPE_RSS_BYTES: return `rssBytes ${m.rssBytes}`
+      default: return `eventLoopUtilization ${m.eventLoopUtilized.toFixed(2)}`
+    }
   })
 }, { name: 'portcullis-under-pressure', fastify: '5.x', dependencies: ['portcullis-config', 'portcullis-redis'] })
 

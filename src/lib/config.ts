@@ -19,9 +19,10 @@ const LogLevel = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))
 export const LOG_FORMATS = ['json', 'pretty'] as const
 
 /**
- * How long an idle client connection stays open on every listener: an HTTP/1.1 keep-alive
- * connection between requests, and an HTTP/2 session with no open stream (plugins/shutdown.ts).
- * Above the 60 s idle timeout of common load balancers, so they close first.
+ * How long an idle client connection stays open on every listener (src/app.ts): an HTTP/1.1
+ * keep-alive connection between requests, and an HTTP/2 session with no frame either way
+ * (Fastify's http2SessionTimeout: GOAWAY, open streams finish). Above the 60 s idle timeout of
+ * common load balancers, so they close first.
  */
 export const IDLE_CONNECTION_TIMEOUT_MS = 72_000
 const LogFormat = Type.Union(LOG_FORMATS.map((l) => Type.Literal(l)))
