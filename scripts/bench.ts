@@ -6,10 +6,10 @@
  * drives them from this process in alternating rounds (bare, gateway, diy, then gateway, diy,
  * bare…), so a change in the machine's load hits all three alike. Then bare and gateway are paced at
  * half the bare proxy's maximum rate, the requests evenly spread in time (scripts/bench-paced.ts),
- * to compare p99 latencies. Prints req/s, p50/p99, server CPU
- * time per request, RSS, the ratios and the targets, and the CPU time the hypervisor took from each
- * core meanwhile (scripts/cpu-steal.ts), writes bench-results.json, and exits 1 when a target is
- * missed or any answer was not the upstream's 2xx.
+ * to compare p99 latencies. Prints req/s, p50/p99, server CPU time per request, RSS, the ratios
+ * and the targets, and the CPU time the hypervisor took from each core meanwhile
+ * (scripts/cpu-steal.ts), writes bench-results.json, and exits 1 when a target is missed or any
+ * answer was not the upstream's 2xx.
  *
  * Environment: BENCH_DURATION (s per round, default 5), BENCH_ROUNDS (default 3), BENCH_WARMUP
  * (s, default 2), BENCH_PACED_DURATION (s, default 5), BENCH_CONNECTIONS (default 50, below the
@@ -43,8 +43,9 @@ const RESULTS_FILE = 'bench-results.json'
  */
 const PACED_WARMUP_SECONDS = 1
 /**
- * Steal above this share of a core's time marks a run as noisy: on the development machine a
- * quiet run showed 0–2 %, and runs at 12–25 % drifted by 2× in req/s between adjacent rounds.
+ * Steal above this share of a core's time marks a run as noisy: on the development machine quiet
+ * runs showed 0–2 %, and in runs at 12–37 % the bare proxy's req/s differed by 1.6× between
+ * adjacent rounds (docs/performance.md).
  */
 const NOISY_STEAL_PERCENT = 5
 /** The gateway's default MAX_IN_FLIGHT_PER_TOKEN: one token's connections must stay below it. */
