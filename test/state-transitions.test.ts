@@ -7,18 +7,13 @@ import { Upstream } from './helpers/upstream.js'
 import { createTestToken } from './helpers/tokens.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
 import { rawRequest, rawGet } from './helpers/raw-http.js'
+import { until } from './helpers/until.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** Log records other than request lines: the state changes (and anything else logged). */
 const events = (gw: TestGateway): Array<Record<string, unknown>> => gw.logs.records().filter((r) => r.msg !== 'request')
 const count = (gw: TestGateway, re: RegExp): number => events(gw).filter((r) => re.test(String(r.msg))).length
-
-async function until (cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (!cond() && Date.now() < deadline) await sleep(25)
-  return cond()
-}
 
 // No shedding on event-loop delay (a busy test machine); Redis is the only pressure here.
 const QUIET = { PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' }

@@ -12,6 +12,7 @@ import { startGateway, CALM, type TestGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { valueOf } from '../helpers/prometheus.js'
 import { RawConnection } from '../helpers/raw-http.js'
+import { until as untilEvery } from '../helpers/until.js'
 
 const COOLDOWN_MS = 500
 const BREAKER = { circuitFailureThreshold: 3, circuitCooldownMs: COOLDOWN_MS }
@@ -44,11 +45,7 @@ async function untilAdmitted (gw: TestGateway, path: string): Promise<Answer> {
 }
 
 /** Polls until `cond` holds (an event in another socket), within 10 s. */
-async function until (cond: () => boolean): Promise<boolean> {
-  const deadline = performance.now() + 10_000
-  while (!cond() && performance.now() < deadline) await sleep(10)
-  return cond()
-}
+const until = async (cond: () => boolean): Promise<boolean> => await untilEvery(cond, 10_000, 10)
 
 async function metric (gw: TestGateway, name: string, labels: Record<string, string>): Promise<number> {
   const res = await request(gw.url + '/metrics')

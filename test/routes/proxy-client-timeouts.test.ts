@@ -11,6 +11,7 @@ import { startGateway, CALM, type TestGateway } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection, header, json } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { until } from '../helpers/until.js'
 
 const redis = await sharedRedis()
 const token = await createTestToken(redis.url)
@@ -62,12 +63,6 @@ async function gateway (env: Record<string, string>, routes: string): Promise<Te
 
 async function metrics (gw: TestGateway): Promise<string> {
   return await (await request(gw.url + '/metrics')).body.text()
-}
-
-async function until (cond: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = performance.now() + ms
-  while (!cond() && performance.now() < deadline) await sleep(20)
-  return cond()
 }
 
 t.test('client body idle timeout: no body byte for CLIENT_BODY_TIMEOUT_MS is a 408, the upstream request is aborted', async (t) => {

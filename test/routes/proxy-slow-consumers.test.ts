@@ -12,6 +12,7 @@ import { startGateway, CALM, type TestGateway } from '../helpers/gateway.js'
 import { createTestToken, type TestToken } from '../helpers/tokens.js'
 import { RawConnection, header, json, type RawResponse } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { until } from '../helpers/until.js'
 
 const redis = await sharedRedis()
 // A year's window (T = 315 s): the remaining count does not refill during the test, so each unit spent shows.
@@ -50,12 +51,6 @@ async function metrics (gw: TestGateway): Promise<string> {
 }
 
 /** Polls until `cond` holds, within `ms`. */
-async function until (cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
-  const deadline = performance.now() + ms
-  while (!(await cond()) && performance.now() < deadline) await sleep(20)
-  return await cond()
-}
-
 /**
  * `count` chunked uploads from `token`, each sending its head and one byte at once, then one more
  * byte every 2 s until `stop()`; a refused one gets its answer in `answers`.

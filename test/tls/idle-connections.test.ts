@@ -14,6 +14,7 @@ import { createTestToken } from '../helpers/tokens.js'
 import { makeTestCertificate } from '../helpers/tls.js'
 import { h2Request, h2Session } from '../helpers/tls-clients.js'
 import { IDLE_CONNECTION_TIMEOUT_MS } from '../../src/lib/config.js'
+import { until } from '../helpers/until.js'
 
 const SHORT_MS = 300
 const SLOW_MS = 3 * SHORT_MS
@@ -60,15 +61,6 @@ async function h1Connection (url: string): Promise<{ socket: TLSSocket, received
   return { socket, received: () => text, closed }
 }
 
-async function until (what: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!what()) {
-    if (Date.now() > end) return false
-    await sleep(10)
-  }
-  return true
-}
-
 t.test('the TLS listener has the plain listener\'s limits: idle HTTP/1.1 keep-alive and HTTP/2 sessions closed after 72 s, no cap on a request\'s duration', async (t) => {
   t.equal(IDLE_CONNECTION_TIMEOUT_MS, 72_000)
   t.same(limits(tlsGw), limits(plainGw), 'same HTTP/1.1 limits on both listeners')
@@ -84,7 +76,7 @@ t.test('HTTP/1.1 over TLS: an idle keep-alive connection is closed after the idl
   t.teardown(() => c.socket.destroy())
   const sent = Date.now()
   c.socket.write(`GET /api/v1/slow HTTP/1.1\r\nHost: x\r\nAuthorization: ${token.bearer}\r\n\r\n`)
-  t.ok(await until(() => c.received().includes('"/api/v1/slow"'), 10_000), 'the slow answer arrived whole')
+  t.ok(await until(() => c.received().includes('"/api/v1/slow"'), 10_000, 10), 'the slow answer arrived whole')
   const answered = Date.now()
   t.ok(answered - sent >= SLOW_MS - 50, `answered after ${answered - sent} ms: the connection was kept while the response was coming`)
   t.match(c.received(), /^HTTP\/1\.1 200 /)
@@ -108,7 +100,7 @@ t.test('HTTP/2: a session silent for the idle timeout gets GOAWAY and closes; a 
   t.equal(slow.status, 200, 'the slow stream finished')
   t.same(JSON.parse(slow.body.toString('utf8')), { url: '/api/v1/slow' })
   t.ok(Date.now() - sent >= SLOW_MS - 50, 'and took longer than the idle timeout')
-  t.ok(await until(() => goawayAt !== null, 10_000), 'GOAWAY')
+  t.ok(await until(() => goawayAt !== null, 10_000, 10), 'GOAWAY')
   if (goawayAt !== null) t.ok(goawayAt - sent >= SHORT_MS - 50, `GOAWAY ${goawayAt - sent} ms after the session's last request (idle timeout ${SHORT_MS} ms)`)
   const closedAt = await Promise.race([closed, sleep(10_000).then(() => null)])
   t.not(closedAt, null, 'and the connection closed')
