@@ -25,7 +25,13 @@ export interface PacedOptions {
   expectBody: string
   /** Requests per second. */
   rate: number
+  /** Seconds measured. */
   seconds: number
+  /**
+   * Seconds of the same load right before the measured ones, on the same connections and without
+   * a pause: answered and checked like the others, left out of the latencies (default 0).
+   */
+  warmupSeconds?: number
   /** Keep-alive connections at most (requests due while all are busy wait for one). */
   connections: number
   /** How long the answers still out at the end may take (ms). */
@@ -33,7 +39,7 @@ export interface PacedOptions {
 }
 
 export interface PacedResult {
-  /** Requests due and sent. */
+  /** Requests due and sent (the counts up to `timeouts` include the warm-up's). */
   sent: number
   /** Answers read to their last byte. */
   completed: number
@@ -44,9 +50,11 @@ export interface PacedResult {
   errors: number
   /** Requests still unanswered after the drain. */
   timeouts: number
-  /** From each request's due time to the last byte of its answer (ms). */
+  /** Answers to the requests due after the warm-up: the ones `latency` is taken over. */
+  measured: number
+  /** From each measured request's due time to the last byte of its answer (ms). */
   latency: { p50: number, p90: number, p99: number, max: number }
-  /** Seconds from the first due time to the last answer. */
+  /** Seconds from the first measured due time to the last answer. */
   duration: number
 }
 
@@ -83,13 +91,16 @@ export async function pacedLoad (o: PacedOptions): Promise<PacedResult> {
   const headerLines = Object.entries(o.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
   const request = Buffer.from(`GET ${o.path} HTTP/1.1\r\nhost: 127.0.0.1:${o.port}\r\n${headerLines}\r\n`, 'latin1')
   const expected = Buffer.from(o.expectBody)
-  const total = Math.max(1, Math.round(o.rate * o.seconds))
+  const warmup = Math.round(o.rate * (o.warmupSeconds ?? 0))
+  const total = warmup + Math.max(1, Math.round(o.rate * o.seconds))
   const interval = 1000 / o.rate
-  const latencies = new Float64Array(total)
-  const r = { sent: 0, completed: 0, non2xx: 0, mismatches: 0, errors: 0 }
+  const latencies = new Float64Array(total - warmup)
+  const r = { sent: 0, completed: 0, non2xx: 0, mismatches: 0, errors: 0, measured: 0 }
   const free: Conn[] = []
   const waiting: number[] = [] // due times of requests waiting for a free connection
   let start = 0
+  // The due time of the first measured request: answers to earlier ones are the warm-up's.
+  let measuredFrom = 0
   let lastAnswer = 0
   let finish: (() => void) | null = null
 
@@ -135,7 +146,8 @@ export async function pacedLoad (o: PacedOptions): Promise<PacedResult> {
         return
       }
       const now = performance.now()
-      latencies[r.completed++] = now - c.dueAt
+      r.completed++
+      if (c.dueAt >= measuredFrom) latencies[r.measured++] = now - c.dueAt
       lastAnswer = now
       if (answer.status < 200 || answer.status > 299) r.non2xx++
       else if (!answer.body.equals(expected)) r.mismatches++
@@ -155,6 +167,7 @@ export async function pacedLoad (o: PacedOptions): Promise<PacedResult> {
   free.push(...first)
 
   start = performance.now()
+  measuredFrom = start + warmup * interval
   const tick = (): void => {
     const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1)
     while (r.sent < due) {
@@ -169,7 +182,7 @@ export async function pacedLoad (o: PacedOptions): Promise<PacedResult> {
   const timer = setInterval(tick, 1)
   tick()
   const all = new Promise<void>((resolve) => { finish = resolve })
-  await new Promise((resolve) => setTimeout(resolve, o.seconds * 1000))
+  await new Promise((resolve) => setTimeout(resolve, (o.warmupSeconds ?? 0) * 1000 + o.seconds * 1000))
   const drain = setTimeout(() => finish?.(), o.drainMs ?? 10_000)
   if (!done()) await all
   clearTimeout(drain)
@@ -177,7 +190,7 @@ export async function pacedLoad (o: PacedOptions): Promise<PacedResult> {
   stopped = true
   for (const c of live) c.socket.destroy()
 
-  const answered = latencies.subarray(0, r.completed).sort()
+  const answered = latencies.subarray(0, r.measured).sort()
   return {
     ...r,
     timeouts: total - r.completed - r.errors,
@@ -187,6 +200,6 @@ export async function pacedLoad (o: PacedOptions): Promise<PacedResult> {
       p99: quantile(answered, 0.99),
       max: answered.length === 0 ? 0 : answered[answered.length - 1] as number
     },
-    duration: r.completed === 0 ? 0 : (lastAnswer - start) / 1000
+    duration: r.measured === 0 ? 0 : (lastAnswer - measuredFrom) / 1000
   }
 }

@@ -98,7 +98,7 @@ export function pacedProblems (name: string, r: PacedResult): string[] {
   if (r.non2xx > 0) out.push(`${name} (paced): ${r.non2xx} non-2xx answers`)
   if (r.errors > 0 || r.timeouts > 0) out.push(`${name} (paced): ${r.errors} errors, ${r.timeouts} unanswered`)
   if (r.mismatches > 0) out.push(`${name} (paced): ${r.mismatches} answers whose body was not the upstream's`)
-  if (r.completed === 0) out.push(`${name} (paced): no request completed`)
+  if (r.measured === 0) out.push(`${name} (paced): no request completed after the warm-up`)
   return out
 }
 

@@ -37,9 +37,12 @@ const PATH = `${PREFIX}/items?page=1`
 const KEY_PREFIX = 'portcullis-bench:'
 const RESULTS_FILE = 'bench-results.json'
 /**
- * Seconds of the paced load run, unmeasured, right before each measured paced round: the first
- * half second at a new rate after a pause shows a start-up queue in every contender (p99 of
- * 38–150 ms, then 3 ms in the rounds after), which is not the steady state the target is about.
+ * Seconds of the paced load run, unmeasured, at the start of each paced round, on the connections
+ * the measured seconds then use, with no pause between: the first half second at a new rate after
+ * a pause shows a start-up queue in every contender (p99 of 38–150 ms, then 3 ms in the rounds
+ * after), which is not the steady state the target is about. A warm-up on connections of its own,
+ * closed before the measured seconds opened new ones after a pause, still left that queue inside
+ * the measured seconds of some rounds (docs/performance.md, "Warm-up on the same connections").
  */
 const PACED_WARMUP_SECONDS = 1
 /**
@@ -136,7 +139,7 @@ async function main (): Promise<number> {
       : `Pinning: each proxy alone on core ${pin.proxy}; autocannon, the upstream and Redis on core ${pin.load}.`)
     console.log(`Load: GET ${PATH}, ${s.connections} connections (below MAX_IN_FLIGHT_PER_TOKEN ${IN_FLIGHT_LIMIT}), ${s.warmup} s warm-up each, ` +
       `${s.rounds} alternating rounds of ${s.duration} s per contender, then ${pacedRounds} alternating paced rounds of ${s.paced} s at half the bare maximum, ` +
-      `evenly spread (each after ${PACED_WARMUP_SECONDS} s of the same load, unmeasured).`)
+      `evenly spread (each after ${PACED_WARMUP_SECONDS} s of the same load on the same connections, unmeasured).`)
     if (load1 > cores / 2) console.log(`Note: the machine was already busy (load ${load1.toFixed(2)} on ${cores} cores): numbers are noisy, ratios less so.`)
     console.log(`Redis: ${redis.private ? `private redis-server at ${redis.url}` : `REDIS_URL (${new URL(redis.url).host}); its command counts include other clients`}`)
 
@@ -193,8 +196,7 @@ async function main (): Promise<number> {
       for (const c of roundOrder(['bare', 'gateway'] as const, i)) {
         process.stdout.write(`paced ${i + 1} at ${pacedRate} req/s: ${CONTENDER_NAMES[c]} … `)
         const paced = { port: started[c].port, path: PATH, headers, expectBody: body, rate: pacedRate, connections: s.connections }
-        await pacedLoad({ ...paced, seconds: PACED_WARMUP_SECONDS })
-        const result = await pacedLoad({ ...paced, seconds: s.paced })
+        const result = await pacedLoad({ ...paced, warmupSeconds: PACED_WARMUP_SECONDS, seconds: s.paced })
         measured[c].paced.push(result)
         console.log(`p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms, max ${result.latency.max.toFixed(1)} ms`)
       }

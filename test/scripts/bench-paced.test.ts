@@ -95,3 +95,29 @@ test('non-2xx, wrong bodies and dropped connections are counted, not hidden', as
   t.equal(r.completed, 90)
   t.equal(r.timeouts, 0)
 })
+
+test('a warm-up runs on the same connections without a pause and stays out of the latencies', async (t) => {
+  const sockets = new Set<unknown>()
+  let n = 0
+  const port = await server(t, (req, res) => {
+    sockets.add(req.socket)
+    req.resume()
+    n++
+    // The first 20 answers (the warm-up's 0.2 s at 100 req/s) are slow, as a cold server's are.
+    setTimeout(() => {
+      res.writeHead(200, { 'content-length': String(BODY.length) })
+      res.end(BODY)
+    }, n <= 20 ? 150 : 0)
+  })
+  const r = await pacedLoad({ port, path: '/', headers: {}, expectBody: BODY, rate: 100, warmupSeconds: 0.2, seconds: 0.5, connections: 20 })
+  t.equal(r.sent, 70, 'warm-up and measured requests are all sent')
+  t.equal(r.completed, 70)
+  t.equal(r.measured, 50, 'only the 50 requests due after the warm-up are measured')
+  t.equal(r.non2xx + r.errors + r.timeouts + r.mismatches, 0)
+  t.ok(sockets.size <= 20, `${sockets.size} connections: the measured requests use the warm-up's, no new ones`)
+  // The slow warm-up answers (150 ms, each on a connection of its own: the first frees its
+  // connection before the warm-up ends) are not in the latencies (wide bounds).
+  t.ok(r.latency.p50 < 75, `p50 ${r.latency.p50} ms`)
+  t.ok(r.latency.max < 140, `max ${r.latency.max} ms`)
+  t.ok(r.duration >= 0.4 && r.duration < 3, `duration ${r.duration} s, from the first measured due time`)
+})
