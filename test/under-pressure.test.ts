@@ -10,6 +10,7 @@ import { createTestToken } from './helpers/tokens.js'
 import { WsUpstream } from './helpers/ws-upstream.js'
 import { rawHandshake } from './helpers/ws-client.js'
 import { rawRequest, header, json } from './helpers/raw-http.js'
+import { until } from './helpers/until.js'
 
 const upstream = await new Upstream().start()
 t.teardown(() => upstream.close())
@@ -23,15 +24,6 @@ async function get (gw: TestGateway, path: string): Promise<Answer> {
 }
 
 /** Polls until `check` holds (under-pressure samples once a second), failing after `ms`. */
-async function eventually (ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await sleep(100)
-  }
-  return false
-}
-
 t.test('over a heap threshold: proxied requests are shed with 503, probes and metrics still answer', async (t) => {
   const redis = await sharedRedis()
   // CALM: on a loaded machine a slow PING or a long event-loop stall would be reported first.
@@ -39,7 +31,7 @@ t.test('over a heap threshold: proxied requests are shed with 503, probes and me
   t.teardown(async () => { await gw.app.close(); await redis.close() })
   const seenBefore = upstream.seen.length
 
-  t.ok(await eventually(10_000, async () => (await get(gw, '/api/v1/users/1')).status === 503), 'shedding starts within the sampling interval')
+  t.ok(await until(async () => (await get(gw, '/api/v1/users/1')).status === 503, 10_000, 100), 'shedding starts within the sampling interval')
   const shed = await get(gw, '/api/v1/users/1')
   t.equal(shed.status, 503)
   t.equal(shed.body.code, 'UNDER_PRESSURE')
@@ -65,7 +57,7 @@ t.test('over a heap threshold: a WebSocket upgrade is shed too, before its token
   const admin = server.client()
   t.teardown(() => admin.disconnect())
 
-  t.ok(await eventually(10_000, async () => (await get(gw, '/ws/plain')).status === 503), 'shedding has started (a plain request is shed)')
+  t.ok(await until(async () => (await get(gw, '/ws/plain')).status === 503, 10_000, 100), 'shedding has started (a plain request is shed)')
   await admin.config('RESETSTAT')
   const res = await rawRequest(gw.url, rawHandshake('/ws/chat', [`Authorization: ${token.bearer}`, 'X-Request-Id: shed-ws-1']))
   t.equal(res.status, 503)
@@ -102,5 +94,5 @@ t.test('Redis stopped: /readyz is 503 with a redis reason, proxied requests 503;
   t.equal((await get(gw, '/healthz')).status, 200, 'liveness does not depend on Redis')
 
   await server.start()
-  t.ok(await eventually(15_000, async () => (await get(gw, '/readyz')).status === 200), 'ready again once Redis answers')
+  t.ok(await until(async () => (await get(gw, '/readyz')).status === 200, 15_000, 100), 'ready again once Redis answers')
 })

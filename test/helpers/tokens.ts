@@ -1,5 +1,7 @@
+import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { TokenStore } from '../../src/tokens/store.js'
+import { sharedRedis } from './redis.js'
 
 /** A token made for a test: its key (for `Authorization: Bearer`) and its public id. */
 export interface TestToken { key: string, id: string, bearer: string }
@@ -23,6 +25,22 @@ export async function createTestToken (redisUrl: string, input: Record<string, u
   } finally {
     redis.disconnect()
   }
+}
+
+/**
+ * For a test file: the shared Redis with one token in it (createTestToken's defaults), and
+ * `onEnd` for what the file starts. When the file's tests are over, those close, the last
+ * started first, and then the Redis.
+ */
+export async function redisWithToken (): Promise<{ redis: { url: string }, token: TestToken, onEnd: (close: () => Promise<void>) => void }> {
+  const redis = await sharedRedis()
+  const token = await createTestToken(redis.url)
+  const closers: Array<() => Promise<void>> = []
+  t.teardown(async () => {
+    for (const close of closers.reverse()) await close()
+    await redis.close()
+  })
+  return { redis, token, onEnd: (close) => { closers.push(close) } }
 }
 
 /** The same on a Redis Cluster (`nodes` as in REDIS_CLUSTER_NODES): the record and the index land in different slots. */

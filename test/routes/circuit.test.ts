@@ -6,23 +6,17 @@ import t from 'tap'
 import { request } from 'undici'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { IncomingMessage } from 'node:http'
-import { sharedRedis, freePort } from '../helpers/redis.js'
+import { freePort } from '../helpers/redis.js'
 import { Upstream, type Handler } from '../helpers/upstream.js'
 import { startGateway, CALM, type TestGateway } from '../helpers/gateway.js'
-import { createTestToken } from '../helpers/tokens.js'
+import { redisWithToken } from '../helpers/tokens.js'
 import { valueOf } from '../helpers/prometheus.js'
 import { RawConnection } from '../helpers/raw-http.js'
 import { until as untilEvery } from '../helpers/until.js'
 
 const COOLDOWN_MS = 500
 const BREAKER = { circuitFailureThreshold: 3, circuitCooldownMs: COOLDOWN_MS }
-const redis = await sharedRedis()
-const token = await createTestToken(redis.url)
-const closers: Array<() => Promise<void>> = []
-t.teardown(async () => {
-  for (const close of closers.reverse()) await close()
-  await redis.close()
-})
+const { redis, token, onEnd } = await redisWithToken()
 
 interface Answer { status: number, code: string | undefined, body: string, retryAfter: string | undefined, rateLimit: string | undefined, at: number }
 
@@ -59,13 +53,13 @@ async function upstream (handler?: Handler, port = 0): Promise<CountingUpstream>
   const up = Object.assign(new Upstream(handler), { connections: 0 })
   up.server.on('connection', () => { up.connections++ })
   await up.start(port)
-  closers.push(async () => { if (up.server.listening) await up.close() })
+  onEnd(async () => { if (up.server.listening) await up.close() })
   return up
 }
 
 async function gateway (routes: object[], env: Record<string, string> = {}): Promise<TestGateway> {
   const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: JSON.stringify(routes), ...env })
-  closers.push(async () => { await gw.app.close() })
+  onEnd(async () => { await gw.app.close() })
   return gw
 }
 

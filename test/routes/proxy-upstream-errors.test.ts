@@ -10,31 +10,25 @@ import { once } from 'node:events'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { sharedRedis, freePort } from '../helpers/redis.js'
+import { freePort } from '../helpers/redis.js'
 import { Upstream, type Handler } from '../helpers/upstream.js'
 import { startGateway, type TestGateway, CALM } from '../helpers/gateway.js'
-import { createTestToken } from '../helpers/tokens.js'
+import { redisWithToken } from '../helpers/tokens.js'
 import { RawConnection } from '../helpers/raw-http.js'
 
-const redis = await sharedRedis()
-const token = await createTestToken(redis.url)
-const closers: Array<() => Promise<void>> = []
-t.teardown(async () => {
-  for (const close of closers.reverse()) await close()
-  await redis.close()
-})
+const { redis, token, onEnd } = await redisWithToken()
 
 /** A gateway whose one route `/api` goes to `upstream`, with a route timeout when given. */
 async function gatewayTo (upstream: string, timeoutMs?: number): Promise<TestGateway> {
   const routes = JSON.stringify([{ prefix: '/api', upstream, ...(timeoutMs === undefined ? {} : { timeoutMs }) }])
   const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: routes })
-  closers.push(async () => { await gw.app.close() })
+  onEnd(async () => { await gw.app.close() })
   return gw
 }
 
 async function upstream (handler: Handler): Promise<Upstream> {
   const up = await new Upstream(handler).start()
-  closers.push(async () => { await up.close() })
+  onEnd(async () => { await up.close() })
   return up
 }
 

@@ -10,21 +10,14 @@ import { once } from 'node:events'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import type { AddressInfo } from 'node:net'
-import { sharedRedis } from '../helpers/redis.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway, CALM } from '../helpers/gateway.js'
-import { createTestToken } from '../helpers/tokens.js'
+import { redisWithToken } from '../helpers/tokens.js'
 import { RawConnection, header, json, rawRequest } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
 import { RELAY_BUFFER_BYTES } from '../../routes/proxy-response.js'
 
-const redis = await sharedRedis()
-const token = await createTestToken(redis.url)
-const closers: Array<() => Promise<void>> = []
-t.teardown(async () => {
-  for (const close of closers.reverse()) await close()
-  await redis.close()
-})
+const { redis, token, onEnd } = await redisWithToken()
 
 const KINDS = ['timeout', 'refused', 'reset', 'dns', 'tls', 'protocol']
 
@@ -52,7 +45,7 @@ async function rawUpstream (script: Script): Promise<{ url: string, requests: st
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  closers.push(async () => {
+  onEnd(async () => {
     for (const s of sockets) s.destroy()
     await new Promise<void>((resolve) => server.close(() => resolve()))
   })
@@ -63,7 +56,7 @@ async function rawUpstream (script: Script): Promise<{ url: string, requests: st
 async function gatewayTo (upstream: string, route: Record<string, unknown> = {}): Promise<TestGateway> {
   const routes = JSON.stringify([{ prefix: '/api', upstream, circuitFailureThreshold: 1, circuitCooldownMs: 60_000, ...route }])
   const gw = await startGateway({ ...CALM, REDIS_URL: redis.url, ROUTES: routes })
-  closers.push(async () => { await gw.app.close() })
+  onEnd(async () => { await gw.app.close() })
   return gw
 }
 
@@ -105,7 +98,7 @@ const HEAD_304 = 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 5\r
 t.test('heads that carry no body', async (t) => {
   t.test('a 304 with Content-Length: 5 from Node itself passes through as the 304', async (t) => {
     const up = await new Upstream((_req, res) => { res.writeHead(304, { 'content-length': '5', etag: '"v1"' }); res.end() }).start()
-    closers.push(async () => { await up.close() })
+    onEnd(async () => { await up.close() })
     const gw = await gatewayTo(up.url)
     const c = await RawConnection.open(gw.url)
     t.teardown(() => c.close())
@@ -405,7 +398,7 @@ t.test('Via', async (t) => {
     res.writeHead(200, { 'content-type': 'application/json', via: '1.1 backend-cache' })
     res.end(JSON.stringify({ via: req.headers.via }))
   }).start()
-  closers.push(async () => { await up.close() })
+  onEnd(async () => { await up.close() })
   const gw = await gatewayTo(up.url)
 
   t.test('is appended on the request and on the response', async (t) => {
