@@ -4,6 +4,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { RedisServer, freePort } from './helpers/redis.js'
 import { spawnServe, waitForOk, killHard, type ServeProcess } from './helpers/process.js'
+import { until } from './helpers/until.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { formatPretty } from '../src/lib/pretty-log.js'
@@ -13,13 +14,10 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const PASSWORD = 'logs-test-s3cret'
 const ROUTES = '/api/v1/users=http://127.0.0.1:1,/api/v1/products=http://127.0.0.1:2'
 
-async function until (p: ServeProcess, pred: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > deadline || p.proc.exitCode !== null) return false
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return true
+/** Polls until `pred` holds, the process has exited or `ms` have passed: whether `pred` holds. */
+async function untilOutput (p: ServeProcess, pred: () => boolean, ms: number): Promise<boolean> {
+  await until(() => pred() || p.proc.exitCode !== null, ms, 50)
+  return pred()
 }
 
 const records = (text: string): Array<Record<string, unknown>> => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -33,7 +31,7 @@ t.test('JSON (default): one start-up line with every field, ISO times, the passw
   const p = spawnServe({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${redis.port}/0`, ROUTES, PORT: String(port), HOST: '127.0.0.1', REDIS_KEY_PREFIX: 'logs:', ADMIN_TOKEN: 'a-long-admin-token-0123' })
   t.teardown(async () => { await killHard(p); await redis.close() })
   t.ok(await waitForOk(`http://127.0.0.1:${port}/healthz`, 20_000), 'serves')
-  t.ok(await until(p, () => p.stdout().includes('portcullis started'), 5000))
+  t.ok(await untilOutput(p, () => p.stdout().includes('portcullis started'), 5000))
   const recs = records(p.stdout())
   for (const r of recs) t.match(r.time, ISO, `ISO 8601 time on "${String(r.msg)}"`)
   const started = recs.filter((r) => r.msg === 'portcullis started')
@@ -59,9 +57,9 @@ t.test('LOG_FORMAT=pretty: one readable line per record, ISO time first', async 
   const p = spawnServe({ REDIS_URL: redis.url, ROUTES, PORT: String(port), HOST: '127.0.0.1', LOG_FORMAT: 'pretty' })
   t.teardown(async () => { await killHard(p); await redis.close() })
   t.ok(await waitForOk(`http://127.0.0.1:${port}/healthz`, 20_000))
-  t.ok(await until(p, () => p.stdout().includes('portcullis started'), 5000))
+  t.ok(await untilOutput(p, () => p.stdout().includes('portcullis started'), 5000))
   await fetch(`http://127.0.0.1:${port}/api/v1/users/1`).then(async (r) => await r.arrayBuffer())
-  t.ok(await until(p, () => /path=\/api\/v1\/users\/1/.test(p.stdout()), 5000), 'the request line arrives')
+  t.ok(await untilOutput(p, () => /path=\/api\/v1\/users\/1/.test(p.stdout()), 5000), 'the request line arrives')
   const lines = p.stdout().split('\n').filter((l) => l !== '')
   for (const l of lines) {
     t.notOk(l.startsWith('{'), `not JSON: ${l}`)
@@ -81,8 +79,8 @@ t.test('Redis unreachable at start: a warn at once naming the masked target and 
   const port = await freePort()
   const p = spawnServe({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${redisPort}`, ROUTES, PORT: String(port), HOST: '127.0.0.1' })
   t.teardown(async () => { await killHard(p); redis?.kill('SIGKILL') })
-  t.ok(await until(p, () => p.stdout().includes('cannot reach Redis'), 15_000), 'a warning')
-  t.ok(await until(p, () => records(p.stdout()).filter((r) => r.level === 40).length >= 3, 12_000), 'three warnings within 12 s')
+  t.ok(await untilOutput(p, () => p.stdout().includes('cannot reach Redis'), 15_000), 'a warning')
+  t.ok(await untilOutput(p, () => records(p.stdout()).filter((r) => r.level === 40).length >= 3, 12_000), 'three warnings within 12 s')
   const warns = records(p.stdout()).filter((r) => r.level === 40)
   t.match(warns[0], {
     msg: `cannot reach Redis at redis://:***@127.0.0.1:${redisPort}; waiting for it before listening`,
@@ -99,7 +97,7 @@ t.test('Redis unreachable at start: a warn at once naming the masked target and 
   // Redis comes: an info line, then the start-up line, then it serves.
   redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--requirepass', PASSWORD, '--save', '', '--appendonly', 'no'], { cwd: tmpdir(), stdio: 'ignore' })
   t.ok(await waitForOk(`http://127.0.0.1:${port}/healthz`, 20_000), 'serves once Redis is there')
-  t.ok(await until(p, () => p.stdout().includes('portcullis started'), 5000))
+  t.ok(await untilOutput(p, () => p.stdout().includes('portcullis started'), 5000))
   const recs = records(p.stdout())
   const reachable = recs.findIndex((r) => r.msg === `Redis at redis://:***@127.0.0.1:${redisPort} is reachable`)
   t.ok(reachable > 0, 'an info line when Redis answers')
