@@ -23,7 +23,6 @@ async function get (gw: TestGateway, path: string): Promise<Answer> {
   return { status: res.statusCode, headers: res.headers, body: text.startsWith('{') ? JSON.parse(text) as Record<string, unknown> : { text } }
 }
 
-/** Polls until `check` holds (under-pressure samples once a second), failing after `ms`. */
 t.test('over a heap threshold: proxied requests are shed with 503, probes and metrics still answer', async (t) => {
   const redis = await sharedRedis()
   // CALM: on a loaded machine a slow PING or a long event-loop stall would be reported first.

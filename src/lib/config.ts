@@ -17,6 +17,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const LogLevel = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))
 /** LOG_FORMAT values: JSON lines for machines (default), one readable line per record for humans. */
 export const LOG_FORMATS = ['json', 'pretty'] as const
+const LogFormat = Type.Union(LOG_FORMATS.map((l) => Type.Literal(l)))
 
 /**
  * How long an idle client connection stays open on every listener (src/app.ts): an HTTP/1.1
@@ -25,7 +26,6 @@ export const LOG_FORMATS = ['json', 'pretty'] as const
  * common load balancers, so they close first.
  */
 export const IDLE_CONNECTION_TIMEOUT_MS = 72_000
-const LogFormat = Type.Union(LOG_FORMATS.map((l) => Type.Literal(l)))
 /** Variables whose value is one of a list: Ajv's complaint ("must be equal to constant") names none. */
 const CHOICES: Record<string, readonly string[]> = { LOG_LEVEL: LOG_LEVELS, LOG_FORMAT: LOG_FORMATS }
 /** What a `pattern` means, in words; Ajv would print the regular expression. */

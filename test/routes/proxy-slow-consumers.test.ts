@@ -50,7 +50,6 @@ async function metrics (gw: TestGateway): Promise<string> {
   return await (await request(gw.url + '/metrics')).body.text()
 }
 
-/** Polls until `cond` holds, within `ms`. */
 /**
  * `count` chunked uploads from `token`, each sending its head and one byte at once, then one more
  * byte every 2 s until `stop()`; a refused one gets its answer in `answers`.
