@@ -5,13 +5,13 @@ import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { once } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { freePort, sharedRedis } from '../helpers/redis.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
 import { Upstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { createClusterTestToken, createTestToken, type TestToken } from '../helpers/tokens.js'
+import { until } from '../helpers/until.js'
 import { TokenStore } from '../../src/tokens/store.js'
 
 const BURST = 20
@@ -150,8 +150,7 @@ t.test('WORKERS=2: both worker processes share one exact limit', async (t) => {
     await gone
   })
   const listening = (): number => lines.filter((l) => l.includes('Server listening')).length
-  const deadline = Date.now() + 20_000
-  while (listening() < 2 && Date.now() < deadline) await sleep(50)
+  await until(() => listening() >= 2, 20_000, 50)
   t.equal(listening(), 2, 'both workers listen')
 
   const url = `http://127.0.0.1:${port}`

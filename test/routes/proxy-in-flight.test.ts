@@ -11,6 +11,7 @@ import { startGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { RawConnection } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { until } from '../helpers/until.js'
 
 const BOUND = 3
 const redis = await sharedRedis()
@@ -44,9 +45,7 @@ async function inFlight (): Promise<number> {
 }
 
 async function settlesToZero (): Promise<boolean> {
-  const deadline = performance.now() + 10_000
-  while (await inFlight() !== 0 && performance.now() < deadline) await sleep(20)
-  return await inFlight() === 0
+  return await until(async () => await inFlight() === 0, 10_000)
 }
 
 async function connect (): Promise<RawConnection> {

@@ -5,13 +5,13 @@ import t from 'tap'
 import { readdirSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { sharedRedis } from '../helpers/redis.js'
 import { startGateway, CALM } from '../helpers/gateway.js'
 import { createTestToken } from '../helpers/tokens.js'
 import { WsUpstream } from '../helpers/ws-upstream.js'
 import { rawHandshake } from '../helpers/ws-client.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { until } from '../helpers/until.js'
 
 const TOTAL = 1000
 const BATCH = 50
@@ -45,13 +45,9 @@ async function tunnel (): Promise<Socket> {
 }
 
 async function settled (): Promise<void> {
-  const deadline = Date.now() + 20_000
-  while (Date.now() < deadline) {
-    const open = valueOf(await gw.app.metrics.registry.metrics(), 'portcullis_websocket_connections', { route: '/ws' })
-    if (open === 0 && up.openConnections === 0) return
-    await sleep(50)
-  }
-  throw new Error('tunnels did not close')
+  const closed = async (): Promise<boolean> =>
+    valueOf(await gw.app.metrics.registry.metrics(), 'portcullis_websocket_connections', { route: '/ws' }) === 0 && up.openConnections === 0
+  if (!await until(closed, 20_000, 50)) throw new Error('tunnels did not close')
 }
 
 t.test(`${TOTAL} abrupt closes leave the fd count flat`, async (t) => {

@@ -11,6 +11,7 @@ import { WsUpstream } from '../helpers/ws-upstream.js'
 import { openWs, nextMessage, closedWithin, rawHandshake } from '../helpers/ws-client.js'
 import { rawRequest, header } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { until } from '../helpers/until.js'
 import { TokenStore } from '../../src/tokens/store.js'
 import { Redis } from 'ioredis'
 
@@ -31,8 +32,7 @@ t.teardown(async () => {
 async function closedBy (g: TestGateway, reason: string): Promise<number> {
   const read = async (): Promise<number> =>
     valueOf(await g.app.metrics.registry.metrics(), 'portcullis_websocket_closed_total', { route: '/ws', reason })
-  const deadline = Date.now() + 3000
-  while (Date.now() < deadline && valueOf(await g.app.metrics.registry.metrics(), 'portcullis_websocket_connections', { route: '/ws' }) > 0) await sleep(20)
+  await until(async () => valueOf(await g.app.metrics.registry.metrics(), 'portcullis_websocket_connections', { route: '/ws' }) <= 0, 3000)
   return await read()
 }
 

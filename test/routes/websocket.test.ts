@@ -19,6 +19,7 @@ import { WsUpstream } from '../helpers/ws-upstream.js'
 import { rawHandshake, openWs, nextMessage, closedWithin } from '../helpers/ws-client.js'
 import { RawConnection, rawRequest, header, json } from '../helpers/raw-http.js'
 import { valueOf } from '../helpers/prometheus.js'
+import { until } from '../helpers/until.js'
 
 const redis = await sharedRedis()
 const up = await new WsUpstream().start()
@@ -244,9 +245,5 @@ function readBuffered (c: RawConnection): Buffer {
 }
 
 async function waitFor (cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  if (!await until(cond, ms)) throw new Error('condition not met in time')
 }

@@ -4,11 +4,11 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnServe, exitWithin, killHard } from '../helpers/process.js'
 import { sharedRedis, freePort } from '../helpers/redis.js'
 import { makeTestCertificate } from '../helpers/tls.js'
 import { h1Request, h2Request } from '../helpers/tls-clients.js'
+import { until } from '../helpers/until.js'
 
 const cert = makeTestCertificate()
 const notPem = join(cert.dir, 'not.pem')
@@ -48,12 +48,7 @@ t.test('WORKERS=2 with TLS: every worker serves h2 and HTTP/1.1 on the shared li
   const url = `https://127.0.0.1:${port}`
   const p = spawnServe({ REDIS_URL: redis.url, ROUTES, PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile, SHUTDOWN_GRACE_MS: '5000' })
   t.teardown(async () => { await killHard(p) })
-  const deadline = Date.now() + 30_000
-  let up = false
-  while (!up && Date.now() < deadline) {
-    up = await h1Request(url, cert.cert, { path: '/healthz' }).then((a) => a.status === 200, () => false)
-    if (!up) await sleep(100)
-  }
+  const up = await until(async () => await h1Request(url, cert.cert, { path: '/healthz' }).then((a) => a.status === 200, () => false), 30_000, 100)
   t.ok(up, `listening over TLS (${p.stderr()})`)
   // Each new connection lands on either worker (node:cluster shares the listener): all must answer.
   const answers = []
