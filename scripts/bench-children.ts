@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { ParentMessage, TargetMessage, TargetRole } from './bench-target.js'
 import { NODE_FLAGS } from '../src/node-flags.js'
+import type { MajorGcPauses } from './bench-gc.js'
 
 /** The cores things run on, or null when not pinned (one core, or no taskset). */
 export interface Pinning { load: number, proxy: number }
@@ -30,7 +31,7 @@ export interface Target {
   port: number
   body: string | undefined
   proc: ChildProcess
-  stats: () => Promise<{ rss: number, cpuMicros: number }>
+  stats: () => Promise<{ rss: number, cpuMicros: number, majorGcs: MajorGcPauses }>
   stop: () => Promise<void>
 }
 

@@ -1,6 +1,7 @@
 /** The figures, targets, printed table and bench-results.json of `npm run bench`, from the autocannon results. */
 import type { Result } from 'autocannon'
 import type { PacedResult } from './bench-paced.js'
+import type { MajorGcsBetween } from './bench-gc.js'
 
 /** The three contenders, in the order they are printed. */
 export const CONTENDERS = ['bare', 'gateway', 'diy'] as const
@@ -22,6 +23,8 @@ export interface Measured {
   rounds: Round[]
   /** Runs at a fixed rate, evenly spread (half the bare proxy's maximum): only their latencies are used. */
   paced: PacedResult[]
+  /** The proxy's full collections in each paced round (warm-up included), in the order of `paced`. */
+  pacedMajorGcs: MajorGcsBetween[]
   rssBefore: number
   rssAfter: number
 }
@@ -39,6 +42,8 @@ export interface ContenderSummary {
   pacedP50Ms: number | null
   pacedP99Ms: number | null
   pacedMaxMs: number | null
+  /** Each paced round's p99 (ms) and the proxy's full collections in it, in the order they ran. */
+  pacedRounds: Array<{ p99Ms: number, majorGcs: number, longestMajorGcPauseMs: number }>
   requests: number
   non2xx: number
   errors: number
@@ -71,6 +76,10 @@ export function summarise (m: Measured): ContenderSummary {
     pacedP50Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.p50))),
     pacedP99Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.p99))),
     pacedMaxMs: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.max))),
+    pacedRounds: m.paced.map((r, i) => {
+      const g = m.pacedMajorGcs[i]
+      return { p99Ms: round2(r.latency.p99), majorGcs: g?.count ?? 0, longestMajorGcPauseMs: round2(g?.longestPauseMs ?? 0) }
+    }),
     requests,
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),
@@ -147,7 +156,9 @@ export function printReport (s: Record<Contender, ContenderSummary>, targets: Ta
   for (const c of CONTENDERS) console.log(`  ${CONTENDER_NAMES[c]} req/s per round: ${s[c].roundRequestsPerSecond.join(', ')}`)
   for (const c of CONTENDERS) {
     const t = s[c]
-    if (t.pacedP99Ms !== null) console.log(`  ${CONTENDER_NAMES[c]} at ${pacedRate} req/s, evenly spread: p50 ${t.pacedP50Ms} ms, p99 ${t.pacedP99Ms} ms, max ${t.pacedMaxMs} ms (medians over the paced rounds)`)
+    if (t.pacedP99Ms === null) continue
+    console.log(`  ${CONTENDER_NAMES[c]} at ${pacedRate} req/s, evenly spread: p50 ${t.pacedP50Ms} ms, p99 ${t.pacedP99Ms} ms, max ${t.pacedMaxMs} ms (medians over the paced rounds)`)
+    console.log(`    paced rounds' p99 (full collections in the proxy): ${t.pacedRounds.map((r) => `${r.p99Ms.toFixed(2)} ms (${r.majorGcs})`).join(', ')}`)
   }
   console.log('')
   for (const t of targets) console.log(`${t.ok ? 'met   ' : 'MISSED'}  ${t.name}: ${fixed(t.measured, 2)} (target ${t.text})`)

@@ -1,19 +1,21 @@
 /**
  * One server of `npm run bench`, run in its own child process so autocannon (in the parent)
  * does not share an event loop with it: `node dist/scripts/bench-target.js upstream|bare|gateway|diy`.
- * IPC: the child sends {type:'ready', port, body?}; it answers {type:'stats'} with its RSS and
- * CPU time used so far, and exits after {type:'stop'}. It exits too when the parent goes away (IPC disconnect).
+ * IPC: the child sends {type:'ready', port, body?}; it answers {type:'stats'} with its RSS, the
+ * CPU time used so far and the pauses of its full collections so far (scripts/bench-gc.ts), and
+ * exits after {type:'stop'}. It exits too when the parent goes away (IPC disconnect).
  */
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
+import { watchMajorGcs, type MajorGcPauses } from './bench-gc.js'
 
 export type TargetRole = 'upstream' | 'bare' | 'gateway' | 'diy'
 
 /** Messages a target sends to the parent. */
 export type TargetMessage =
   | { type: 'ready', port: number, body?: string }
-  | { type: 'stats', rss: number, cpuMicros: number }
+  | { type: 'stats', rss: number, cpuMicros: number, majorGcs: MajorGcPauses }
 
 /** Messages the parent sends to a target. */
 export type ParentMessage = { type: 'stats' } | { type: 'stop' }
@@ -128,6 +130,7 @@ async function main (): Promise<void> {
   const role = process.argv[2] as TargetRole
   const send = (m: TargetMessage): void => { process.send?.(m) }
   if (process.send === undefined) throw new Error('bench-target runs as a child of scripts/bench.js (IPC needed)')
+  const majorGcs = watchMajorGcs()
   let server: { port: number, close: () => Promise<void> }
   if (role === 'upstream') {
     server = await startUpstream()
@@ -144,7 +147,7 @@ async function main (): Promise<void> {
   process.on('message', (m: ParentMessage) => {
     if (m.type === 'stats') {
       const cpu = process.cpuUsage()
-      send({ type: 'stats', rss: process.memoryUsage.rss(), cpuMicros: cpu.user + cpu.system })
+      send({ type: 'stats', rss: process.memoryUsage.rss(), cpuMicros: cpu.user + cpu.system, majorGcs: majorGcs() })
     }
     // process.exit (not a signal) so that --cpu-prof can write its profile.
     if (m.type === 'stop') server.close().then(() => process.exit(0), () => process.exit(1))

@@ -6,7 +6,7 @@
  * drives them from this process in alternating rounds (bare, gateway, diy, then gateway, diy,
  * bare…), so a change in the machine's load hits all three alike. Then bare and gateway are paced at
  * half the bare proxy's maximum rate, the requests evenly spread in time (scripts/bench-paced.ts),
- * to compare p99 latencies. Prints req/s, p50/p99, server CPU time per request, RSS, the ratios
+ * to compare p99 latencies, each paced round with the full collections its proxy had (scripts/bench-gc.ts). Prints req/s, p50/p99, server CPU time per request, RSS, the ratios
  * and the targets, and the CPU time the hypervisor took from each core meanwhile
  * (scripts/cpu-steal.ts), writes bench-results.json, and exits 1 when a target is missed or any
  * answer was not the upstream's 2xx.
@@ -30,6 +30,7 @@ import { startRedis, commandCalls, callsBetween, commandsOutsideScript, type Ben
 import { CONTENDERS, CONTENDER_NAMES, checkTargets, summarise, problems, pacedProblems, printReport, ratio, type Contender, type Measured } from './bench-report.js'
 import { pinSelf, startTarget, type Target } from './bench-children.js'
 import { pacedLoad } from './bench-paced.js'
+import { describeMajorGcs, majorGcsBetween } from './bench-gc.js'
 import { readCoreTimes, stealPercent, type CoreTimes } from './cpu-steal.js'
 
 const PREFIX = '/api/v1/bench'
@@ -156,7 +157,7 @@ async function main (): Promise<number> {
       const res = await fetch(`http://127.0.0.1:${t.port}${PATH}`, { headers })
       const text = await res.text()
       if (res.status !== 200 || text !== body) throw new Error(`${c}: smoke request answered ${res.status} ${text.slice(0, 200)}`)
-      measured[c] = { rounds: [], paced: [], rssBefore: (await t.stats()).rss, rssAfter: 0 }
+      measured[c] = { rounds: [], paced: [], pacedMajorGcs: [], rssBefore: (await t.stats()).rss, rssAfter: 0 }
       if (s.warmup > 0) await load(t.port, s, s.warmup, headers, body)
     }
     await sleep(300) // requests cut off at the end of a warm-up reach their server before the first round
@@ -196,9 +197,14 @@ async function main (): Promise<number> {
       for (const c of roundOrder(['bare', 'gateway'] as const, i)) {
         process.stdout.write(`paced ${i + 1} at ${pacedRate} req/s: ${CONTENDER_NAMES[c]} … `)
         const paced = { port: started[c].port, path: PATH, headers, expectBody: body, rate: pacedRate, connections: s.connections }
+        const gcBefore = (await started[c].stats()).majorGcs
         const result = await pacedLoad({ ...paced, warmupSeconds: PACED_WARMUP_SECONDS, seconds: s.paced })
+        // Counted over the warm-up too: a collection there can still leave its queue in the measured seconds.
+        const gcs = majorGcsBetween(gcBefore, (await started[c].stats()).majorGcs)
         measured[c].paced.push(result)
-        console.log(`p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms, max ${result.latency.max.toFixed(1)} ms`)
+        measured[c].pacedMajorGcs.push(gcs)
+        console.log(`p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms, max ${result.latency.max.toFixed(1)} ms; ` +
+          `full collections in the proxy: ${describeMajorGcs(gcs)}`)
       }
     }
     steal.paced = stealSince(pacedFrom)
