@@ -62,7 +62,18 @@ const CWG_SKIP = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS',
 async function runWorker (config: Config, tls: TlsMaterial | undefined): Promise<FastifyInstance> {
   // Waits for Redis however long it takes, warning with backoff: a worker never listens without it.
   const wait = { log: serverLogger(config) }
+  // A shutdown asked for before the app exists (Redis still awaited, the app still being built)
+  // has nothing to drain: exit 0 at once, as a drain that found nothing in flight would.
+  const beforeServing = (signal: NodeJS.Signals): void => {
+    wait.log.info({ signal }, 'shutdown requested before the gateway was serving; nothing to drain')
+    process.exit(0)
+  }
+  process.once('SIGTERM', beforeServing)
+  process.once('SIGINT', beforeServing)
   const { app } = await startGateway(config, tls === undefined ? { wait } : { wait, tls })
+  // From here close-with-grace owns both signals (installed in this same tick: none is missed).
+  process.off('SIGTERM', beforeServing)
+  process.off('SIGINT', beforeServing)
   // close-with-grace: exit 0 once closed, 1 when closing fails or SHUTDOWN_GRACE_MS runs out
   // (buffered log lines are still written at exit: src/log-stream.ts). Only SIGTERM and SIGINT:
   // crashes and other signals keep Node's default behaviour.
@@ -119,7 +130,9 @@ function runPrimary (config: Config): void {
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       // A worker that ran out of grace (exit 1) makes the whole shutdown unclean, as with WORKERS=1.
-      if (code !== 0) uncleanWorkers++
+      // One that died of the SIGTERM forwarded below had not yet installed its handler (it was
+      // still starting Node): it had nothing in flight, so that is clean.
+      if (code !== 0 && signal !== 'SIGTERM') uncleanWorkers++
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(uncleanWorkers === 0 ? 0 : 1)
       return
     }

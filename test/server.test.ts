@@ -1,5 +1,5 @@
 // `node bin/portcullis.js serve` as a real process (docs/configuration.md): graceful drain on SIGTERM, the grace
-// deadline, and WORKERS=2 with the primary forwarding the signal.
+// deadline, WORKERS=2 with the primary forwarding the signal, and a SIGTERM that comes before it serves.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -9,6 +9,7 @@ import { createTestToken } from './helpers/tokens.js'
 import { CALM, startGateway } from './helpers/gateway.js'
 import { RawConnection, rawRequest, header, json, type RawResponse } from './helpers/raw-http.js'
 import { spawnServe, exitWithin, waitForOk, killHard, type ServeProcess } from './helpers/process.js'
+import { until } from './helpers/until.js'
 
 const redis = await sharedRedis()
 const token = await createTestToken(redis.url)
@@ -182,4 +183,42 @@ t.test('WORKERS=2: two worker processes serve, SIGTERM to the primary stops them
   t.ok(performance.now() - signalled < 8000, 'within the grace period + margin')
   for (let i = 0; i < 100 && workers.some(alive); i++) await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(workers.filter(alive), [], 'no worker is left running')
+})
+
+/** Starts `serve` without waiting for it; `env` on top of the usual test settings. */
+function spawnRunning (env: Record<string, string>): ServeProcess {
+  const p = spawnServe({ ...CALM, HOST: '127.0.0.1', LOG_LEVEL: 'info', ROUTES: `/api=${echo.url}`, ...env })
+  running.push(p)
+  return p
+}
+const SHUTDOWN_BEFORE_SERVING = 'shutdown requested before the gateway was serving; nothing to drain'
+const linesWith = (p: ServeProcess, text: string): Array<{ pid: number }> =>
+  p.stdout().split('\n').filter((l) => l.includes(text)).map((l) => JSON.parse(l) as { pid: number })
+
+t.test('a SIGTERM while it still waits for Redis exits 0 at once: nothing was in flight', async (t) => {
+  const p = spawnRunning({ PORT: String(await freePort()), REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
+  t.ok(await until(() => p.stdout().includes('waiting for it before listening'), 20_000), `waiting for Redis (${p.stderr()})`)
+  p.proc.kill('SIGTERM')
+  t.same(await exitWithin(p, 5000), { code: 0, signal: null }, 'exit 0, not killed by the signal')
+  t.equal(linesWith(p, SHUTDOWN_BEFORE_SERVING).length, 1, 'and says why')
+})
+
+t.test('WORKERS=2: a SIGTERM while the workers wait for Redis stops them all, exit 0', async (t) => {
+  const p = spawnRunning({ PORT: String(await freePort()), REDIS_URL: `redis://127.0.0.1:${await freePort()}`, WORKERS: '2' })
+  const waiting = (): number => new Set(linesWith(p, 'waiting for it before listening').map((l) => l.pid)).size
+  t.ok(await until(() => waiting() === 2, 20_000), `both workers wait for Redis (${p.stderr()})`)
+  const workers = await nodeChildren(p.proc.pid as number)
+  p.proc.kill('SIGTERM')
+  t.same(await exitWithin(p, 5000), { code: 0, signal: null }, 'the primary exits 0')
+  t.same(new Set(linesWith(p, SHUTDOWN_BEFORE_SERVING).map((l) => l.pid)), new Set(workers), 'each worker says it had nothing to drain')
+  t.same(workers.filter(alive), [], 'no worker is left running')
+})
+
+t.test('WORKERS=2: a SIGTERM right after the workers are forked exits 0 too', async (t) => {
+  // The workers are still starting Node: they may die of the forwarded signal before any handler
+  // of theirs exists; with nothing in flight, that is a clean shutdown.
+  const p = spawnRunning({ PORT: String(await freePort()), REDIS_URL: redis.url, WORKERS: '2' })
+  t.ok(await until(() => p.stdout().includes('primary started workers'), 20_000), `forked (${p.stderr()})`)
+  p.proc.kill('SIGTERM')
+  t.same(await exitWithin(p, 10_000), { code: 0, signal: null }, 'the primary exits 0')
 })

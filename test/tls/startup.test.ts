@@ -58,5 +58,7 @@ t.test('WORKERS=2 with TLS: every worker serves h2 and HTTP/1.1 on the shared li
   t.same(answers.map((a) => a.status), answers.map(() => 200), 'every connection answered 200')
   t.same(answers.map((a) => a.alpn), answers.map((_a, i) => i % 2 === 0 ? 'h2' : 'http/1.1'), 'h2 and http/1.1 negotiated')
   p.proc.kill('SIGTERM')
-  t.same(await exitWithin(p, 20_000), { code: 0, signal: null }, 'SIGTERM: clean exit')
+  const exit = await exitWithin(p, 20_000)
+  // On a failure, what the primary and workers said last: the log's end tells which step failed.
+  t.same(exit, { code: 0, signal: null }, 'SIGTERM: clean exit', exit?.code === 0 ? {} : { stderr: p.stderr(), stdout: p.stdout().split('\n').slice(-12).join('\n') })
 })
