@@ -18,13 +18,14 @@ export const CONTENDER_NAMES: Record<Contender, string> = {
 /** One measured round of one contender at full load: the autocannon result and the server's CPU time in it. */
 export interface Round { result: Result, cpuMicros: number }
 
+/** One paced round of one contender: its latencies and the proxy's full collections in it (warm-up included). */
+export interface PacedRound { result: PacedResult, majorGcs: MajorGcsBetween }
+
 /** One contender over the whole run. */
 export interface Measured {
   rounds: Round[]
   /** Runs at a fixed rate, evenly spread (half the bare proxy's maximum): only their latencies are used. */
-  paced: PacedResult[]
-  /** The proxy's full collections in each paced round (warm-up included), in the order of `paced`. */
-  pacedMajorGcs: MajorGcsBetween[]
+  paced: PacedRound[]
   rssBefore: number
   rssAfter: number
 }
@@ -73,13 +74,10 @@ export function summarise (m: Measured): ContenderSummary {
     roundRequestsPerSecond: m.rounds.map((r) => Math.round(r.result.requests.total / r.result.duration)),
     latencyP50Ms: median(m.rounds.map((r) => r.result.latency.p50)),
     latencyP99Ms: median(m.rounds.map((r) => r.result.latency.p99)),
-    pacedP50Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.p50))),
-    pacedP99Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.p99))),
-    pacedMaxMs: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.latency.max))),
-    pacedRounds: m.paced.map((r, i) => {
-      const g = m.pacedMajorGcs[i]
-      return { p99Ms: round2(r.latency.p99), majorGcs: g?.count ?? 0, longestMajorGcPauseMs: round2(g?.longestPauseMs ?? 0) }
-    }),
+    pacedP50Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.result.latency.p50))),
+    pacedP99Ms: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.result.latency.p99))),
+    pacedMaxMs: m.paced.length === 0 ? null : round2(median(m.paced.map((r) => r.result.latency.max))),
+    pacedRounds: m.paced.map((r) => ({ p99Ms: round2(r.result.latency.p99), majorGcs: r.majorGcs.count, longestMajorGcPauseMs: round2(r.majorGcs.longestPauseMs) })),
     requests,
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),

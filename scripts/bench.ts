@@ -6,7 +6,8 @@
  * drives them from this process in alternating rounds (bare, gateway, diy, then gateway, diy,
  * bare…), so a change in the machine's load hits all three alike. Then bare and gateway are paced at
  * half the bare proxy's maximum rate, the requests evenly spread in time (scripts/bench-paced.ts),
- * to compare p99 latencies, each paced round with the full collections its proxy had (scripts/bench-gc.ts). Prints req/s, p50/p99, server CPU time per request, RSS, the ratios
+ * to compare p99 latencies, each paced round with the full collections its proxy had
+ * (scripts/bench-gc.ts). Prints req/s, p50/p99, server CPU time per request, RSS, the ratios
  * and the targets, and the CPU time the hypervisor took from each core meanwhile
  * (scripts/cpu-steal.ts), writes bench-results.json, and exits 1 when a target is missed or any
  * answer was not the upstream's 2xx.
@@ -157,7 +158,7 @@ async function main (): Promise<number> {
       const res = await fetch(`http://127.0.0.1:${t.port}${PATH}`, { headers })
       const text = await res.text()
       if (res.status !== 200 || text !== body) throw new Error(`${c}: smoke request answered ${res.status} ${text.slice(0, 200)}`)
-      measured[c] = { rounds: [], paced: [], pacedMajorGcs: [], rssBefore: (await t.stats()).rss, rssAfter: 0 }
+      measured[c] = { rounds: [], paced: [], rssBefore: (await t.stats()).rss, rssAfter: 0 }
       if (s.warmup > 0) await load(t.port, s, s.warmup, headers, body)
     }
     await sleep(300) // requests cut off at the end of a warm-up reach their server before the first round
@@ -201,8 +202,7 @@ async function main (): Promise<number> {
         const result = await pacedLoad({ ...paced, warmupSeconds: PACED_WARMUP_SECONDS, seconds: s.paced })
         // Counted over the warm-up too: a collection there can still leave its queue in the measured seconds.
         const gcs = majorGcsBetween(gcBefore, (await started[c].stats()).majorGcs)
-        measured[c].paced.push(result)
-        measured[c].pacedMajorGcs.push(gcs)
+        measured[c].paced.push({ result, majorGcs: gcs })
         console.log(`p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms, max ${result.latency.max.toFixed(1)} ms; ` +
           `full collections in the proxy: ${describeMajorGcs(gcs)}`)
       }
@@ -237,7 +237,7 @@ async function main (): Promise<number> {
     const found: string[] = []
     for (const c of CONTENDERS) {
       for (const r of measured[c].rounds) found.push(...problems(CONTENDER_NAMES[c], r.result))
-      for (const r of measured[c].paced) found.push(...pacedProblems(CONTENDER_NAMES[c], r))
+      for (const r of measured[c].paced) found.push(...pacedProblems(CONTENDER_NAMES[c], r.result))
     }
     if (perRequest !== null && redis.private && perRequest > 1.001) found.push(`gateway: ${perRequest.toFixed(3)} script calls per request, expected at most 1`)
     for (const t of targetChecks) if (!t.ok) found.push(`target missed: ${t.name} = ${t.measured ?? 'n/a'} (target ${t.text})`)
