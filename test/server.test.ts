@@ -27,12 +27,17 @@ t.teardown(async () => {
   await redis.close()
 })
 
-/** Starts `serve` on a free port and waits until /healthz answers. */
-async function serve (env: Record<string, string>): Promise<{ p: ServeProcess, url: string }> {
+/** Starts `serve` on a free port (the shared Redis unless `env` names another) without waiting for it. */
+async function spawnOnFreePort (env: Record<string, string>): Promise<{ p: ServeProcess, url: string }> {
   const port = await freePort()
   const p = spawnServe({ ...CALM, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url, LOG_LEVEL: 'info', ...env })
   running.push(p)
-  const url = `http://127.0.0.1:${port}`
+  return { p, url: `http://127.0.0.1:${port}` }
+}
+
+/** Starts `serve` on a free port and waits until /healthz answers. */
+async function serve (env: Record<string, string>): Promise<{ p: ServeProcess, url: string }> {
+  const { p, url } = await spawnOnFreePort(env)
   if (!await waitForOk(url + '/healthz', 20_000)) throw new Error(`serve did not come up: ${p.stderr()}${p.stdout()}`)
   return { p, url }
 }
@@ -185,18 +190,12 @@ t.test('WORKERS=2: two worker processes serve, SIGTERM to the primary stops them
   t.same(workers.filter(alive), [], 'no worker is left running')
 })
 
-/** Starts `serve` without waiting for it; `env` on top of the usual test settings. */
-function spawnRunning (env: Record<string, string>): ServeProcess {
-  const p = spawnServe({ ...CALM, HOST: '127.0.0.1', LOG_LEVEL: 'info', ROUTES: `/api=${echo.url}`, ...env })
-  running.push(p)
-  return p
-}
 const SHUTDOWN_BEFORE_SERVING = 'shutdown requested before the gateway was serving; nothing to drain'
 const linesWith = (p: ServeProcess, text: string): Array<{ pid: number }> =>
   p.stdout().split('\n').filter((l) => l.includes(text)).map((l) => JSON.parse(l) as { pid: number })
 
 t.test('a SIGTERM while it still waits for Redis exits 0 at once: nothing was in flight', async (t) => {
-  const p = spawnRunning({ PORT: String(await freePort()), REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
+  const { p } = await spawnOnFreePort({ ROUTES: `/api=${echo.url}`, REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
   t.ok(await until(() => p.stdout().includes('waiting for it before listening'), 20_000), `waiting for Redis (${p.stderr()})`)
   p.proc.kill('SIGTERM')
   t.same(await exitWithin(p, 5000), { code: 0, signal: null }, 'exit 0, not killed by the signal')
@@ -204,7 +203,7 @@ t.test('a SIGTERM while it still waits for Redis exits 0 at once: nothing was in
 })
 
 t.test('WORKERS=2: a SIGTERM while the workers wait for Redis stops them all, exit 0', async (t) => {
-  const p = spawnRunning({ PORT: String(await freePort()), REDIS_URL: `redis://127.0.0.1:${await freePort()}`, WORKERS: '2' })
+  const { p } = await spawnOnFreePort({ ROUTES: `/api=${echo.url}`, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, WORKERS: '2' })
   const waiting = (): number => new Set(linesWith(p, 'waiting for it before listening').map((l) => l.pid)).size
   t.ok(await until(() => waiting() === 2, 20_000), `both workers wait for Redis (${p.stderr()})`)
   const workers = await nodeChildren(p.proc.pid as number)
@@ -217,7 +216,7 @@ t.test('WORKERS=2: a SIGTERM while the workers wait for Redis stops them all, ex
 t.test('WORKERS=2: a SIGTERM right after the workers are forked exits 0 too', async (t) => {
   // The workers are still starting Node: they may die of the forwarded signal before any handler
   // of theirs exists; with nothing in flight, that is a clean shutdown.
-  const p = spawnRunning({ PORT: String(await freePort()), REDIS_URL: redis.url, WORKERS: '2' })
+  const { p } = await spawnOnFreePort({ ROUTES: `/api=${echo.url}`, WORKERS: '2' })
   t.ok(await until(() => p.stdout().includes('primary started workers'), 20_000), `forked (${p.stderr()})`)
   p.proc.kill('SIGTERM')
   t.same(await exitWithin(p, 10_000), { code: 0, signal: null }, 'the primary exits 0')
